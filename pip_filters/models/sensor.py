@@ -1,0 +1,53 @@
+"""The degradation sensor: a light classifier that tells which of the five degradations an
+input shows. Its softmax is the task weight vector used for ``task="auto"``.
+
+It looks at native-resolution crops (noise, rain and blur vanish when an image is downscaled)
+and averages the logits of up to ``max_crops`` crops spread over the image, so a 128 px training
+crop and a 4K photo are seen the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..tasks import TASKS
+
+CROP = 128
+
+
+def grid_crops(x: torch.Tensor, size: int = CROP, per_side: int = 3) -> torch.Tensor:
+    """Up to per_side**2 crops of ``size`` px spread evenly over ``x``: (B*n) x C x size x size."""
+    b, c, h, w = x.shape
+    if h <= size and w <= size:
+        return x
+    size_h, size_w = min(size, h), min(size, w)
+    tops = torch.linspace(0, h - size_h, per_side if h > size else 1).round().long().tolist()
+    lefts = torch.linspace(0, w - size_w, per_side if w > size else 1).round().long().tolist()
+    crops = [x[:, :, t:t + size_h, l:l + size_w] for t in tops for l in lefts]
+    return torch.stack(crops, 1).flatten(0, 1)
+
+
+class DegradationSensor(nn.Module):
+    def __init__(self, width: int = 32, num_tasks: int = len(TASKS)):
+        super().__init__()
+        layers, channels = [], 3
+        for out in (width, width, 2 * width, 2 * width):
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        # Mean and standard deviation of the features: the spread is what tells noise apart.
+        self.head = nn.Linear(2 * channels + 6, num_tasks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B x 5) for a batch of images in [0, 1]."""
+        b = x.shape[0]
+        crops = grid_crops(x)
+        f = self.features(crops * 2 - 1)
+        pooled = torch.cat([
+            f.mean((2, 3)), f.std((2, 3)),
+            crops.mean((2, 3)), crops.std((2, 3)),  # brightness and contrast: low light and haze
+        ], 1)
+        logits = self.head(pooled.float())
+        return logits.reshape(b, -1, logits.shape[-1]).mean(1)
