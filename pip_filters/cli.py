@@ -1,0 +1,99 @@
+"""pip-restore: restore image files with PIP.
+
+    pip-restore photo.jpg scans/ -o restored/ [--task auto|denoise|derain|dehaze|deblur|lowlight]
+
+One output per input, same file name and format, in OUTDIR. Inputs are never overwritten;
+existing outputs only with --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .image_io import is_image, read_image, write_image
+from .registry import DEFAULT_MODEL, list_models
+from .tasks import TASKS
+
+
+def collect_inputs(paths: list[Path]) -> list[Path]:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return files
+
+
+def parse_task(text: str):
+    """'auto', 'derain', or a mixture 'derain=0.6,dehaze=0.4'."""
+    if "=" not in text:
+        return text
+    return {name.strip(): float(value) for name, value in (part.split("=") for part in text.split(","))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pip-restore", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders (PNG, JPEG, TIFF, ...)")
+    parser.add_argument("-o", "--outdir", type=Path, required=True, help="folder for the restored files")
+    parser.add_argument("--task", default="auto", help=f"auto, one of {', '.join(TASKS)}, or a mix like derain=0.6,dehaze=0.4")
+    parser.add_argument("--model", default=None, help=f"one of {', '.join(list_models())} (default {DEFAULT_MODEL})")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
+    parser.add_argument("--tile", type=int, default=None, help="tile size in pixels for large images")
+    parser.add_argument("--strength", type=float, default=1.0, help="0 keeps the input, 1 restores fully")
+    parser.add_argument("--json", action="store_true", help="print the detected degradation weights per file as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR (never inputs)")
+    args = parser.parse_args(argv)
+
+    from . import load  # torch import is slow: only after the arguments are known good
+    from .restorer import UntrainedModelError
+
+    try:
+        files = collect_inputs(args.inputs)
+        task = parse_task(args.task)
+        restorer = load(args.model, device=args.device, precision=args.precision)
+    except (FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"pip-restore: error: {error}\n")
+    except UntrainedModelError as error:
+        parser.exit(2, f"pip-restore: error: {error}. Choose a trained model with --model.\n")
+    if not files:
+        parser.exit(2, "pip-restore: error: no images found in the inputs\n")
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    inputs = {f.resolve() for f in files}
+    report, failures = {}, 0
+    for path in tqdm(files, desc="restoring", unit="image", file=sys.stderr, disable=len(files) < 2):
+        target = args.outdir / path.name
+        if target.resolve() in inputs:
+            tqdm.write(f"skipped {path}: its output would overwrite an input", file=sys.stderr)
+            failures += 1
+            continue
+        if target.exists() and not args.overwrite:
+            tqdm.write(f"skipped {path}: {target} exists (use --overwrite)", file=sys.stderr)
+            failures += 1
+            continue
+        try:
+            image = read_image(path)
+            restored = restorer.restore(image.array, task=task, strength=args.strength, tile=args.tile,
+                                        channel_axis=image.channel_axis)
+            write_image(target, image, restored)
+            if args.json:
+                report[str(path)] = restorer.detect(image.array, channel_axis=image.channel_axis)
+        except Exception as error:  # one bad file must not stop the others
+            tqdm.write(f"failed {path}: {error}", file=sys.stderr)
+            failures += 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+    print(f"restored {len(files) - failures} of {len(files)} images into {args.outdir}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

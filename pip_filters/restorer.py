@@ -1,0 +1,263 @@
+"""The restorer: what users call. ``load()`` gives a ``Restorer``; ``Restorer.restore`` takes an
+image as the user has it and gives it back restored, in the same type, shape and dtype."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import arrays
+from .models import PIPNet, build_model
+from .registry import get_spec
+from .tasks import TASKS, task_weights, weights_to_dict
+from .tiling import pad_to_multiple, run_padded, run_tiled
+from .weights_io import WeightsError, load_weights
+
+# Larger images are tiled unless the caller says otherwise.
+AUTO_TILE_PIXELS = 2048 * 2048
+AUTO_TILE = 1024
+MIN_TILE = 128
+# Prompts are computed from a view of the whole image no larger than this (then shared by tiles).
+PROMPT_VIEW_SIDE = 1024
+
+
+class UntrainedModelError(WeightsError):
+    """The model has no trained weights yet."""
+
+
+@dataclass
+class Prompt:
+    """A reusable prompt: the five task weights and, when made from an image, the universal
+    restoration prompts of each level (small S x S tensors), ready to reuse on similar images."""
+
+    weights: torch.Tensor  # (5,)
+    levels: list[torch.Tensor] | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        return weights_to_dict(self.weights)
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_precision(device: torch.device, precision: str = "auto") -> torch.dtype:
+    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
+             "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if precision != "auto":
+        if precision not in names:
+            raise ValueError(f"unknown precision {precision!r}: use auto, fp32, fp16 or bf16")
+        return names[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def load(name: str | None = None, device: str = "auto", precision: str = "auto", *,
+         weights: str | Path | None = None, allow_untrained: bool = False) -> "Restorer":
+    """Load a model by registry name (None: the shipped default) or from a weights file.
+
+    A model without trained weights raises ``UntrainedModelError`` unless ``allow_untrained``
+    is set, in which case it runs with random weights and warns (for tests and development).
+    """
+    if weights is not None:
+        state, header = load_weights(weights)
+        config, info, name = header["config"], header["metadata"], name or header["metadata"].get("name", Path(weights).stem)
+    else:
+        spec = get_spec(name)
+        name = spec.name
+        path = spec.weights_path
+        if not path.exists():
+            if not allow_untrained:
+                raise UntrainedModelError(
+                    f"model {name!r} has no trained weights yet; pass allow_untrained=True to run it "
+                    "with random weights (its output is meaningless)")
+            warnings.warn(f"model {name!r} runs with random, untrained weights", stacklevel=2)
+            state, config, info = None, spec.config, {"trained": False}
+        else:
+            if spec.sha256 is None:
+                raise WeightsError(f"{path} is not listed in {path.parent / 'SHA256SUMS'}; refusing unverified weights")
+            state, header = load_weights(path, expected_sha256=spec.sha256)
+            config, info = header["config"], header["metadata"]
+    model = build_model(config)
+    if state is not None:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"weights do not fit model {name!r}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    device = pick_device(device)
+    return Restorer(model, name, device, pick_precision(device, precision), info)
+
+
+class Restorer:
+    def __init__(self, model: PIPNet, name: str, device: torch.device, precision: torch.dtype, info: dict | None = None):
+        self.model = model.eval().to(device)
+        self.name, self.device, self.precision = name, device, precision
+        self.info = info or {}
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def __repr__(self) -> str:
+        return f"Restorer({self.name!r}, device={self.device}, precision={self.precision})"
+
+    @property
+    def trained(self) -> bool:
+        return self.info.get("trained", True)
+
+    # -- what users call ---------------------------------------------------------------------
+
+    def restore(self, image, task="auto", strength: float = 1.0, tile: int | None = None, overlap: int = 32,
+                channel_axis=arrays.AUTO, prompt: Prompt | None = None, value_range=None,
+                batch_size: int = 4, on_progress: Callable[[int, int], None] | None = None):
+        """Restore ``image`` and return it in the same type, shape and dtype.
+
+        task: "auto" (the sensor decides), a task name, a mixture {"derain": .6, "dehaze": .4}
+        or five weights. strength: 1 = fully restored, 0 = the input. tile: tile size in pixels
+        (None: whole image when it fits, tiles of 1024 otherwise). prompt: a ``Prompt`` from
+        ``self.prompt(...)`` to reuse (then ``task`` is ignored). value_range: (low, high) of the
+        input values that map to [0, 1] (default: 8-bit 0-255, float in [0, 1] as is, otherwise
+        robust percentiles per image). on_progress(done, total) is called per tile or image and
+        may raise to cancel.
+        """
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be between 0 and 1, got {strength}")
+        batch, layout = arrays.to_batch(image, channel_axis)
+        batch = batch.cpu()
+        values = arrays.value_map(batch, layout.dtype, value_range)
+        finite = torch.isfinite(batch)
+        unit = values.forward(torch.where(finite, batch, values.low.view(-1, 1, 1, 1)))
+        rgb, rebuild = _split_channels(unit)
+        restored = self._restore_rgb(rgb, task, prompt, tile, overlap, batch_size, on_progress)
+        out = rebuild(restored)
+        out = unit + float(strength) * (out - unit)
+        out = values.inverse(out)
+        out = torch.where(finite, out, batch)  # NaN and inf stay where they were
+        return arrays.from_batch(out, layout)
+
+    def detect(self, image, channel_axis=arrays.AUTO):
+        """The sensor's reading of what is wrong: {task: weight} summing to 1 (a list for a batch)."""
+        batch, layout = arrays.to_batch(image, channel_axis)
+        values = arrays.value_map(batch, layout.dtype)
+        rgb, _ = _split_channels(values.forward(torch.nan_to_num(batch.cpu())))
+        weights = self._detect_rgb(rgb)
+        results = [weights_to_dict(w) for w in weights]
+        return results if layout.batched else results[0]
+
+    def prompt(self, image_or_task="auto", task="auto", channel_axis=arrays.AUTO) -> Prompt:
+        """A reusable prompt, from a task spec ("derain", a mixture) or from an image.
+
+        From an image, the task weights (the sensor's, unless ``task`` is given) and the universal
+        prompts are computed once; ``restore(frame, prompt=p)`` then reuses both.
+        """
+        is_image = isinstance(image_or_task, torch.Tensor) or hasattr(image_or_task, "__array__")
+        if not is_image or getattr(image_or_task, "ndim", 2) < 2:
+            weights = task_weights(image_or_task)
+            if weights is None:
+                raise ValueError("task='auto' needs an image to detect the degradation from")
+            return Prompt(weights)
+        batch, layout = arrays.to_batch(image_or_task, channel_axis)
+        values = arrays.value_map(batch, layout.dtype)
+        rgb, _ = _split_channels(values.forward(torch.nan_to_num(batch.cpu()))[:1])
+        weights = self._weights_for(rgb, task)
+        levels = self._universal_prompts(rgb, weights)
+        return Prompt(weights[0].cpu(), levels)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _autocast(self):
+        enabled = self.precision != torch.float32
+        return torch.autocast(self.device.type, dtype=self.precision, enabled=enabled)
+
+    @torch.inference_mode()
+    def _detect_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model.detect(rgb.to(self.device)).float().cpu()
+
+    def _weights_for(self, rgb: torch.Tensor, task) -> torch.Tensor:
+        weights = task_weights(task)
+        if weights is None:
+            return self._detect_rgb(rgb)
+        return weights.expand(rgb.shape[0], -1).clone()
+
+    @torch.inference_mode()
+    def _universal_prompts(self, rgb: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
+        view = rgb
+        if max(view.shape[-2:]) > PROMPT_VIEW_SIDE:
+            scale = PROMPT_VIEW_SIDE / max(view.shape[-2:])
+            view = F.interpolate(view, scale_factor=scale, mode="area")
+        view, _ = pad_to_multiple(view.to(self.device), self.model.multiple)
+        with self._autocast():
+            return self.model.universal_prompts(view, weights.to(self.device))
+
+    @torch.inference_mode()
+    def _restore_rgb(self, rgb, task, prompt, tile, overlap, batch_size, on_progress) -> torch.Tensor:
+        if not self.trained:
+            warnings.warn(f"{self.name} has untrained weights: this output is meaningless", stacklevel=3)
+        n, _, h, w = rgb.shape
+        if tile is None and h * w > AUTO_TILE_PIXELS:
+            tile = AUTO_TILE
+        batch_size = max(1, int(batch_size))
+        outputs, chunks = [], range(0, n, batch_size)
+        for index, start in enumerate(chunks):
+            images = rgb[start:start + batch_size]
+            if prompt is not None:
+                weights, levels = prompt.weights.expand(len(images), -1), prompt.levels
+            else:
+                weights = self._weights_for(images, task)
+                levels = self._universal_prompts(images, weights) if len(self.model.pip) else None
+            outputs.append(self._run_chunk(images, weights, levels, tile, overlap, on_progress, index, len(chunks)))
+        return torch.cat(outputs)
+
+    def _run_chunk(self, image, weights, levels, tile, overlap, on_progress, index, count):
+        weights = weights.to(self.device)
+
+        def network(x: torch.Tensor) -> torch.Tensor:
+            with self._autocast():
+                return self.model(x.to(self.device), weights, levels).float().clamp_(0, 1)
+
+        while True:
+            try:
+                if tile is None or (tile >= image.shape[-1] and tile >= image.shape[-2]):
+                    out = run_padded(network, image, self.model.multiple).cpu()
+                    if on_progress:
+                        on_progress(index + 1, count)
+                    return out
+                report = None
+                if on_progress:
+                    report = lambda done, total: on_progress(index * total + done, count * total)  # noqa: E731
+                return run_tiled(network, image, tile, overlap, self.model.multiple, report, torch.device("cpu"))
+            except torch.OutOfMemoryError:
+                # Out of accelerator memory: retry with smaller tiles rather than fail.
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tile = min(tile or max(image.shape[-2:]), max(image.shape[-2:])) // 2
+                if tile < MIN_TILE:
+                    raise
+                tile = max(tile - tile % self.model.multiple, MIN_TILE)
+                overlap = min(overlap, tile // 4)
+
+
+def _split_channels(unit: torch.Tensor):
+    """(N, C, H, W) in [0, 1] -> (M, 3, H, W) for the network, and the function that puts the
+    network's output back into C channels: gray is replicated and averaged back, alpha passes
+    through, and any other channel count is restored channel by channel as gray."""
+    n, c, h, w = unit.shape
+    if c == 3:
+        return unit, lambda out: out
+    if c == 4:
+        alpha = unit[:, 3:]
+        return unit[:, :3], lambda out: torch.cat([out, alpha], 1)
+    gray = unit.reshape(n * c, 1, h, w)
+    return gray.expand(-1, 3, -1, -1), lambda out: out.mean(1).reshape(n, c, h, w)
