@@ -1,0 +1,1 @@
+"""Training-time code for pip-filters: synthetic degradations and on-device data batching."""

@@ -1,0 +1,250 @@
+"""pip-train: train a PIP model on the five degradations, on one device or many (torchrun).
+
+    pip-train training/configs/pip-nafnet-s.toml [--resume runs/pip-nafnet-s/last.safetensors]
+    torchrun --nproc_per_node 8 -m pip_filters.training.train CONFIG
+
+Short and linear on purpose (in the spirit of nanoGPT): read the config, build data and model,
+loop, checkpoint, export. Data lives on the device and is degraded there (see data.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from pip_filters.models import build_model, count_parameters
+from pip_filters.registry import get_spec
+from pip_filters.tasks import TASKS
+
+from .checkpoint import load_checkpoint, read_run, save_checkpoint
+from .data import ImageBank, PairedBank, TrainingBatcher, list_images, split_files
+from .degrade import load_kernels
+from .export import export_checkpoint
+
+
+class TrainStep(nn.Module):
+    """One forward pass that yields every loss, so DistributedDataParallel sees all parameters."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, degraded, clean, task_ids):
+        weights = F.one_hot(task_ids, len(TASKS)).float()
+        restored = self.model(degraded, weights)
+        logits = self.model.sensor(degraded)
+        pixel = torch.sqrt((restored.float() - clean) ** 2 + 1e-6).mean()  # Charbonnier
+        return pixel, F.cross_entropy(logits.float(), task_ids), self.model.prompt_separation_loss()
+
+
+def learning_rate(step: int, cfg: dict, total: int) -> float:
+    if step < cfg["warmup"]:
+        return cfg["lr"] * (step + 1) / cfg["warmup"]
+    progress = min(1.0, (step - cfg["warmup"]) / max(1, total - cfg["warmup"]))
+    return cfg["min_lr"] + 0.5 * (cfg["lr"] - cfg["min_lr"]) * (1 + math.cos(math.pi * progress))
+
+
+def build_data(data: dict, root: Path, device, seed: int, rank: int):
+    clean_files = [f for folder in data["clean"] for f in list_images(root / folder)]
+    train_clean, val_clean = split_files(clean_files, data["val_fraction"], seed=0)
+    pairs = train_pairs = val_pairs = None
+    if data.get("lowlight_pairs"):
+        pair_root = root / data["lowlight_pairs"]
+        stems = [p.stem for p in list_images(pair_root / "target")]
+        train_stems, val_stems = split_files(stems, data["val_fraction"], seed=0)
+        train_pairs = PairedBank(pair_root / "input", pair_root / "target", device, stems=train_stems)
+        val_pairs = PairedBank(pair_root / "input", pair_root / "target", device, stems=val_stems)
+    kernels = load_kernels(root / data["kernels"]) if data.get("kernels") else None
+    train = TrainingBatcher(ImageBank(train_clean, device), train_pairs, kernels, crop=data["crop"],
+                            device=device, seed=seed + 1000 * rank)
+    # A fixed validation set from the held-out part of train/ (test/ is never used here).
+    val = TrainingBatcher(ImageBank(val_clean, device), val_pairs, kernels, crop=data["crop"], device=device, seed=12345)
+    val_batches = [val.next(40) for _ in range(4)]
+    return train, val_batches, {"train_clean": len(train_clean), "val_clean": len(val_clean)}
+
+
+@torch.no_grad()
+def validate(model: nn.Module, batches, precision) -> dict:
+    per_task = torch.zeros(len(TASKS), dtype=torch.float64)
+    counts = torch.zeros(len(TASKS), dtype=torch.float64)
+    correct = total = 0
+    for degraded, clean, ids in batches:
+        with torch.autocast(degraded.device.type, dtype=precision, enabled=precision != torch.float32):
+            restored = model(degraded, F.one_hot(ids, len(TASKS)).float()).float().clamp(0, 1)
+            guess = model.sensor(degraded).argmax(-1)
+        mse = ((restored - clean) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
+        psnr = (-10 * torch.log10(mse)).double().cpu()
+        per_task.index_add_(0, ids.cpu(), psnr)
+        counts.index_add_(0, ids.cpu(), torch.ones_like(psnr))
+        correct += int((guess == ids).sum())
+        total += len(ids)
+    result = {f"psnr_{t}": round(float(v), 3) for t, v in zip(TASKS, per_task / counts.clamp_min(1))}
+    result["sensor_accuracy"] = round(correct / total, 4)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="pip-train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", type=Path, help="a TOML file in training/configs/")
+    parser.add_argument("--resume", type=Path, help="checkpoint to continue from (exact resume)")
+    parser.add_argument("--out", type=Path, help="run folder (default runs/<model>)")
+    parser.add_argument("--data", type=Path, help="data root (default: the config's, relative to the config)")
+    parser.add_argument("--steps", type=int, help="override the number of steps")
+    parser.add_argument("--minutes", type=float, help="fit the schedule to this wall time (new runs only)")
+    parser.add_argument("--stop-after", type=float, help="save and stop after this many minutes (resume later)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    started = time.time()
+
+    cfg = tomllib.loads(args.config.read_text())
+    tcfg, dcfg = cfg["train"], cfg["data"]
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    else:
+        rank, world = 0, 1
+    main_process = rank == 0
+    out = args.out or Path("runs") / cfg["model"]
+    out.mkdir(parents=True, exist_ok=True)
+    total_steps = args.steps or tcfg["steps"]
+    history = {"wall_minutes": 0.0, "sessions": []}  # accumulated over resumed sessions
+    if args.resume:
+        previous = read_run(args.resume)["run"]
+        total_steps, history = previous["total_steps"], previous.get("history", history)
+    precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[tcfg["precision"]]
+    if device.type != "cuda":
+        precision = torch.float32  # CPU autocast is slow and gains nothing here
+    torch.manual_seed(tcfg["seed"] + rank)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+    root = args.data or (args.config.parent / dcfg["root"])
+    batcher, val_batches, data_info = build_data(dcfg, Path(root), device, tcfg["seed"], rank)
+    spec = get_spec(cfg["model"])
+    model = build_model(spec.config).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    step_module = TrainStep(model)
+    if distributed:
+        step_module = nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], betas=(0.9, 0.99), weight_decay=tcfg["weight_decay"])
+    generators = {"train": batcher.generator, "host": batcher.host_rng}
+    step = 0
+    if args.resume:
+        step = load_checkpoint(args.resume, model=model, ema=ema, optimizer=optimizer, generators=generators)
+    run_step = torch.compile(step_module) if tcfg.get("compile") and device.type == "cuda" else step_module
+    batch = tcfg["batch_size"] // world  # the config's batch size is the global one
+    scaler = torch.amp.GradScaler(enabled=precision == torch.float16)
+    params, ema_params = list(model.parameters()), list(ema.parameters())
+    log = open(out / "log.jsonl", "a") if main_process else None
+    if main_process:
+        print(f"{spec.name}: {count_parameters(model) / 1e6:.2f}M parameters, {world} process(es) on {device}, "
+              f"global batch {batch * world}, crop {dcfg['crop']}, steps {step}->{total_steps}, data {data_info}", flush=True)
+
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    command = shlex.join(["pip-train"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])])
+
+    def checkpoint(name="last.safetensors"):
+        session = {"command": command, "hardware": f"{world} x {hardware}", "minutes": round((time.time() - started) / 60, 2),
+                   "steps_to": step}
+        run = {"total_steps": total_steps, "config": cfg, "data": data_info, "model": spec.name,
+               "history": {"wall_minutes": round(history["wall_minutes"] + session["minutes"], 2),
+                           "sessions": history["sessions"] + [session]},
+               "global_batch": batch * world, "validation": last_validation}
+        save_checkpoint(out / name, model=model, ema=ema, optimizer=optimizer, step=step, run=run, generators=generators)
+
+    timer, timed_from = time.time(), step
+    last_validation = {}
+    while step < total_steps:
+        lr = learning_rate(step, tcfg, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        degraded, clean, ids = batcher.next(batch)
+        with torch.autocast(device.type, dtype=precision, enabled=precision != torch.float32):
+            try:
+                pixel, sensor, separation = run_step(degraded, clean, ids)
+            except Exception as error:  # a compiler failure must not cost a GPU session: go eager
+                if run_step is step_module:
+                    raise
+                print(f"torch.compile failed ({type(error).__name__}: {error}); continuing eager", flush=True)
+                run_step = step_module
+                pixel, sensor, separation = run_step(degraded, clean, ids)
+        loss = pixel + tcfg["sensor_weight"] * sensor + tcfg["prompt_weight"] * separation
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, tcfg["grad_clip"])
+        scaler.step(optimizer)
+        scaler.update()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - tcfg["ema"])
+        step += 1
+
+        if args.minutes and not args.resume and step in (60, 500, 2000) and timed_from == 20:
+            # Fit the cosine schedule to the time budget from the speed measured since step 20
+            # (re-fitted twice: the first estimate is taken while other processes still compile).
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            rate = (step - 20) / (time.time() - timer)
+            if step < total_steps:
+                left = args.minutes * 60 - (time.time() - started) - 45  # leave time to validate and save
+                total_steps = max(step + 1, int(step + rate * left))
+                if distributed:  # every process must agree on the schedule
+                    agreed = torch.tensor([total_steps], device=device)
+                    dist.broadcast(agreed, 0)
+                    total_steps = int(agreed)
+        if step == 20:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            timer, timed_from = time.time(), step
+        if main_process and (step % tcfg["log_every"] == 0 or step == total_steps):
+            elapsed = time.time() - timer
+            entry = {"step": step, "loss": round(float(loss), 5), "pixel": round(float(pixel), 5),
+                     "sensor": round(float(sensor), 4), "separation": round(float(separation), 4), "lr": lr,
+                     "steps_per_s": round((step - timed_from) / max(elapsed, 1e-9), 2),
+                     "minutes": round((time.time() - started) / 60, 2)}
+            if step % tcfg["val_every"] == 0 or step == total_steps:
+                last_validation = validate(ema, val_batches, precision)
+                entry.update(last_validation)
+            print(json.dumps(entry), flush=True)
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+        if main_process and step % tcfg["ckpt_every"] == 0:
+            checkpoint()
+        if args.stop_after and time.time() - started > args.stop_after * 60:
+            break
+    if main_process:
+        last_validation = validate(ema, val_batches, precision)
+        checkpoint()
+        print(f"step {step}/{total_steps}, validation {json.dumps(last_validation)}", flush=True)
+        if step >= total_steps:
+            path = export_checkpoint(out / "last.safetensors", out)
+            print(f"exported {path}", flush=True)
+    if distributed:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
