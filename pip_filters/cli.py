@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .image_io import is_image, read_image, write_image
 from .registry import DEFAULT_MODEL, list_models
-from .tasks import TASKS
+from .tasks import TASKS, task_weights
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:
@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     try:
         files = collect_inputs(args.inputs)
         task = parse_task(args.task)
+        task_weights(task)  # refuse an unknown task before any work
         restorer = load(args.model, device=args.device, precision=args.precision)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"pip-restore: error: {error}\n")

@@ -221,8 +221,8 @@ def main(argv=None):
             timer, timed_from = time.time(), step
         if main_process and (step % tcfg["log_every"] == 0 or step == total_steps):
             elapsed = time.time() - timer
-            entry = {"step": step, "loss": round(float(loss), 5), "pixel": round(float(pixel), 5),
-                     "sensor": round(float(sensor), 4), "separation": round(float(separation), 4), "lr": lr,
+            entry = {"step": step, "loss": round(loss.item(), 5), "pixel": round(pixel.item(), 5),
+                     "sensor": round(sensor.item(), 4), "separation": round(separation.item(), 4), "lr": lr,
                      "steps_per_s": round((step - timed_from) / max(elapsed, 1e-9), 2),
                      "minutes": round((time.time() - started) / 60, 2)}
             if step % tcfg["val_every"] == 0 or step == total_steps:
@@ -233,7 +233,7 @@ def main(argv=None):
             log.flush()
         if main_process and step % tcfg["ckpt_every"] == 0:
             checkpoint()
-        if args.stop_after and time.time() - started > args.stop_after * 60:
+        if args.stop_after is not None and time.time() - started > args.stop_after * 60:
             break
     if main_process:
         last_validation = validate(ema, val_batches, precision)
