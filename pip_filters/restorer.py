@@ -238,7 +238,7 @@ class Restorer:
                 if on_progress:
                     report = lambda done, total: on_progress(index * total + done, count * total)  # noqa: E731
                 return run_tiled(network, image, tile, overlap, self.model.multiple, report, torch.device("cpu"))
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 # Out of accelerator memory: retry with smaller tiles rather than fail.
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()

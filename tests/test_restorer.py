@@ -149,3 +149,21 @@ def test_untrained_models_are_refused_without_opt_in():
     with pytest.warns(UserWarning, match="untrained"):
         restorer = pip_filters.load("pip-restormer", device="cpu", allow_untrained=True)
     assert not restorer.trained
+
+
+def test_out_of_memory_retries_with_smaller_tiles(tiny, monkeypatch):
+    image = rng.random((300, 260, 3), dtype=np.float32)
+    expected = tiny.restore(image, task="denoise", tile=144, overlap=32)
+    forward = type(tiny.model).forward
+    seen = []
+
+    def small_memory(self, x, *args, **kwargs):
+        seen.append(tuple(x.shape[-2:]))
+        if max(x.shape[-2:]) > 160:  # pretend the accelerator only fits small tiles
+            raise torch.cuda.OutOfMemoryError("out of memory (simulated)")
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny.model), "forward", small_memory)
+    out = tiny.restore(image, task="denoise")
+    assert out.shape == image.shape and max(seen[-1]) <= 160
+    assert np.abs(out - expected).mean() < 0.01
