@@ -148,11 +148,8 @@ class Restorer:
 
     def detect(self, image, channel_axis=arrays.AUTO):
         """The sensor's reading of what is wrong: {task: weight} summing to 1 (a list for a batch)."""
-        batch, layout = arrays.to_batch(image, channel_axis)
-        values = arrays.value_map(batch, layout.dtype)
-        rgb, _ = _split_channels(values.forward(torch.nan_to_num(batch.cpu())))
-        weights = self._detect_rgb(rgb)
-        results = [weights_to_dict(w) for w in weights]
+        rgb, layout = _unit_rgb(image, channel_axis)
+        results = [weights_to_dict(w) for w in self._detect_rgb(rgb)]
         return results if layout.batched else results[0]
 
     def prompt(self, image_or_task="auto", task="auto", channel_axis=arrays.AUTO) -> Prompt:
@@ -167,9 +164,7 @@ class Restorer:
             if weights is None:
                 raise ValueError("task='auto' needs an image to detect the degradation from")
             return Prompt(weights)
-        batch, layout = arrays.to_batch(image_or_task, channel_axis)
-        values = arrays.value_map(batch, layout.dtype)
-        rgb, _ = _split_channels(values.forward(torch.nan_to_num(batch.cpu()))[:1])
+        rgb = _unit_rgb(image_or_task, channel_axis)[0][:1]
         weights = self._weights_for(rgb, task)
         levels = self._universal_prompts(rgb, weights)
         return Prompt(weights[0].cpu(), levels)
@@ -247,6 +242,13 @@ class Restorer:
                     raise
                 tile = max(tile - tile % self.model.multiple, MIN_TILE)
                 overlap = min(overlap, tile // 4)
+
+
+def _unit_rgb(image, channel_axis) -> tuple[torch.Tensor, arrays.Layout]:
+    """The image as the network sees it (N x 3 x H x W in [0, 1]), for reading, not restoring."""
+    batch, layout = arrays.to_batch(image, channel_axis)
+    values = arrays.value_map(batch, layout.dtype)
+    return _split_channels(values.forward(torch.nan_to_num(batch.cpu())))[0], layout
 
 
 def _split_channels(unit: torch.Tensor):
