@@ -1,0 +1,1 @@
+"""pip-video: streaming video restoration with PIP (installed as pip_filters.video)."""
