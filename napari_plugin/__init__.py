@@ -1,0 +1,1 @@
+"""napari plugin "Restore with PIP" (installed as pip_filters.napari_plugin)."""
