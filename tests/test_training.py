@@ -104,3 +104,19 @@ def test_two_process_distributed_training_with_gloo(setup, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es)" in result.stdout
     assert (tmp_path / "ddp" / "pip-nafnet-t.safetensors").exists()
+
+
+def test_sensor_finetune_trains_only_the_sensor(setup, tmp_path):
+    from pip_filters.training.finetune_sensor import main as finetune
+
+    root, config = setup
+    weights = tmp_path / "pip-nafnet-t.safetensors"
+    shutil.copy(pip_filters.MODELS["pip-nafnet-t"].weights_path, weights)
+    before = load_file(str(weights))
+    finetune([str(config), "--weights", str(weights), "--data", str(root), "--steps", "3", "--lr", "0.05"])
+    after = load_file(str(weights))
+    for name, tensor in before.items():
+        if not name.startswith("sensor."):
+            assert torch.equal(tensor, after[name]), name
+    restorer = pip_filters.load(weights=weights, device="cpu")
+    assert "sensor_finetune" in restorer.info and "pip-finetune-sensor" in (tmp_path / "pip-nafnet-t.md").read_text()

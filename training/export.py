@@ -47,6 +47,14 @@ def _record_sha(sums: Path, name: str, digest: str) -> None:
     sums.write_text("\n".join(sorted(lines + [f"{digest}  {name}"])) + "\n")
 
 
+def _sensor_line(meta: dict) -> str:
+    tune = meta.get("sensor_finetune")
+    if not tune:
+        return ""
+    return (f"\n- Sensor fine-tuned afterwards with the restoration network frozen (pip-finetune-sensor): {tune['steps']}"
+            f" steps, batch {tune['batch']}; validation accuracy {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}.")
+
+
 def model_card(spec, meta: dict, digest: str) -> str:
     history = meta["history"]
     sessions = "\n".join(f"| {s['command']} | {s['hardware']} | {s['minutes']} | {s['steps_to']} |" for s in history["sessions"])
@@ -64,7 +72,7 @@ def model_card(spec, meta: dict, digest: str) -> str:
   LOL low-light pairs.
 - Iterations: {meta['steps']} of {meta['scheduled_steps']} scheduled, global batch {meta['global_batch']},
   crop {meta['data']['crop']}; optimiser settings: {json.dumps(meta['train'])}.
-- Wall time in all: {history['wall_minutes']} minutes.
+- Wall time in all: {history['wall_minutes']} minutes.{_sensor_line(meta)}
 
 ## Sessions (exact commands)
 | command | hardware | minutes | reached step |
