@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from pip_filters.tasks import TASKS
-from training import degrade as D
-from training.data import ImageBank, PairedBank, TrainingBatcher, split_files
+from pip_filters.training import degrade as D
+from pip_filters.training.data import ImageBank, PairedBank, TrainingBatcher, split_files
 
 SHARED_KERNELS = Path(__file__).resolve().parents[1].parent / "shared/data/train/usrnet12-kernels/kernels12_derived.npz"
 
@@ -315,3 +315,19 @@ def test_training_batcher_lowlight_mix_and_task_probs(banks, kernels):
     assert (denoise.next(8)[2] == 0).all()
     with pytest.raises(ValueError):
         TrainingBatcher(clean, pairs, kernels, task_probs=[1, 1])
+
+
+def test_some_denoising_crops_are_dark_gray_like_fluorescence(tmp_path):
+    from PIL import Image
+
+    from pip_filters.training.data import ImageBank, TrainingBatcher
+
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(rng.integers(100, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    bank = ImageBank(tmp_path)
+    batcher = TrainingBatcher(bank, task_probs=[1, 0, 0, 0, 0], crop=32, fluorescence_fraction=1.0)
+    _, clean, ids = batcher.next(6)
+    assert (ids == 0).all()
+    assert torch.allclose(clean[:, 0], clean[:, 1]) and torch.allclose(clean[:, 1], clean[:, 2])  # gray
+    assert clean.mean() < 0.6 * bank.sample(6, 32).mean()  # and dark, target included

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from pip_filters.tasks import TASKS
-from .degrade import degrade
+from .degrade import _coin, _gray, _uniform, degrade
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -187,7 +187,8 @@ class TrainingBatcher:
 
     def __init__(self, clean_bank: ImageBank, lowlight_pairs: PairedBank | None = None,
                  kernels: torch.Tensor | None = None, task_probs: Sequence[float] | None = None,
-                 crop: int = 128, device=None, seed: int = 0, real_lowlight_fraction: float = 0.5):
+                 crop: int = 128, device=None, seed: int = 0, real_lowlight_fraction: float = 0.5,
+                 fluorescence_fraction: float = 0.3):
         self.clean = clean_bank
         self.pairs = lowlight_pairs
         self.device = torch.device(device) if device is not None else clean_bank.device
@@ -199,6 +200,7 @@ class TrainingBatcher:
             raise ValueError(f"task_probs needs {len(TASKS)} non-negative weights, not all zero")
         self.task_probs = (probs / probs.sum()).double()
         self.crop = crop
+        self.fluorescence_fraction = fluorescence_fraction
         self.real_lowlight_fraction = real_lowlight_fraction if lowlight_pairs is not None else 0.0
         self.host_rng = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -225,6 +227,7 @@ class TrainingBatcher:
         ids = torch.repeat_interleave(torch.arange(len(TASKS)), synth_counts)   # CPU, grouped by task
         n_synth = int(ids.numel())
         clean = self.clean.sample(n_synth, self.crop, self.generator)
+        clean = self._fluorescence_like(clean, ids)
         degraded = degrade(clean, ids, self.kernels, self.generator)
         if n_real:
             real_in, real_clean = self.pairs.sample(n_real, self.crop, self.generator)
@@ -234,3 +237,14 @@ class TrainingBatcher:
         return degraded, clean, ids.to(self.device, non_blocking=True)
 
     __call__ = next
+
+    def _fluorescence_like(self, clean: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Make some denoising crops dark and gray, clean target included, like fluorescence
+        microscopy: dark noisy gray images must read as noise, not as low light."""
+        n_denoise = int((ids == TASKS.index("denoise")).sum())  # denoise rows come first
+        if n_denoise == 0 or self.fluorescence_fraction <= 0:
+            return clean
+        head = clean[:n_denoise]
+        dark = _gray(head).expand_as(head) * _uniform(n_denoise, 0.08, 0.6, head, self.generator)
+        pick = _coin(n_denoise, self.fluorescence_fraction, head, self.generator)
+        return torch.cat([torch.where(pick, dark, head), clean[n_denoise:]])
