@@ -210,8 +210,9 @@ class Restorer:
             if prompt is not None:
                 weights, levels = prompt.weights.expand(len(images), -1), prompt.levels
             else:
-                weights = self._weights_for(images, task)
-                levels = self._universal_prompts(images, weights) if len(self.model.pip) else None
+                # Untiled, the network computes the prompts in the same encoder pass it restores
+                # with; tiles get them from the whole image first (in _run_chunk).
+                weights, levels = self._weights_for(images, task), None
             outputs.append(self._run_chunk(images, weights, levels, tile, overlap, on_progress, index, len(chunks)))
         return torch.cat(outputs)
 
@@ -229,6 +230,8 @@ class Restorer:
                     if on_progress:
                         on_progress(index + 1, count)
                     return out
+                if levels is None and len(self.model.pip):
+                    levels = self._universal_prompts(image, weights)  # one prompt shared by all tiles
                 report = None
                 if on_progress:
                     report = lambda done, total: on_progress(index * total + done, count * total)  # noqa: E731
