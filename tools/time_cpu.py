@@ -1,0 +1,53 @@
+"""Time what the README quotes for the CPU: restore() of a 512x512 RGB image per model, and the
+training batcher's next(32) at crop 128. Median of several runs after one warm-up.
+
+    python tools/time_cpu.py [--threads 2] [--data ../shared/data]
+"""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import pip_filters
+
+
+def median_seconds(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sample = np.asarray(Image.open("pip_filters/samples/noisy.png").convert("RGB"))
+    image = np.pad(sample, ((0, 512 - sample.shape[0]), (0, 0), (0, 0)), mode="reflect")[:512, :512]
+    print(f"torch {torch.__version__}, {args.threads} threads")
+    for name in ("pip-nafnet-t", "pip-nafnet-s"):
+        restorer = pip_filters.load(name, device="cpu")
+        seconds = median_seconds(lambda: restorer.restore(image), args.repeats)
+        print(f"restore 512x512 RGB, task auto, {name}: median {seconds:.3f} s")
+    clean = args.data / "train" / "cbsd432"
+    if clean.is_dir():
+        from pip_filters.training.data import ImageBank, TrainingBatcher
+
+        batcher = TrainingBatcher(ImageBank(sorted(clean.iterdir())[:40]), crop=128)
+        seconds = median_seconds(lambda: batcher.next(32), args.repeats)
+        print(f"TrainingBatcher.next(32), crop 128: median {seconds * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
