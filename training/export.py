@@ -34,9 +34,14 @@ def export_checkpoint(checkpoint: Path, to: Path, metrics: dict | None = None) -
         "train": run["config"]["train"], "validation_synthetic": run.get("validation", {}),
         "history": run["history"], "parameters": count_parameters(model), "benchmarks": metrics or {},
     }
+    return write_release(to, spec, ema, spec.config, metadata)
+
+
+def write_release(to: Path, spec, state: dict, config: dict, metadata: dict) -> Path:
+    """Write NAME.safetensors, its model card NAME.md and its line in SHA256SUMS into ``to``."""
     to.mkdir(parents=True, exist_ok=True)
     path = to / f"{spec.name}.safetensors"
-    digest = save_weights(path, ema, spec.config, metadata)
+    digest = save_weights(path, state, config, metadata)
     _record_sha(to / "SHA256SUMS", path.name, digest)
     (to / f"{spec.name}.md").write_text(model_card(spec, metadata, digest))
     return path

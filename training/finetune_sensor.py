@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from pip_filters.registry import WEIGHTS_DIR, get_spec
-from pip_filters.weights_io import load_weights, save_weights
+from pip_filters.weights_io import load_weights
 
-from .export import _record_sha, model_card
+from .export import write_release
 from .train import build_data
 
 
@@ -86,11 +86,7 @@ def main(argv=None):
     meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(best, 4)
     meta["sensor_finetune"] = {"steps": args.steps, "batch": args.batch, "lr": args.lr,
                                "val_accuracy_before": round(before, 4), "val_accuracy_after": round(best, 4)}
-    out_dir = WEIGHTS_DIR if not args.weights else args.weights.parent
-    out = out_dir / f"{spec.name}.safetensors"
-    digest = save_weights(out, model.state_dict(), header["config"], meta)
-    _record_sha(out_dir / "SHA256SUMS", out.name, digest)
-    (out_dir / f"{spec.name}.md").write_text(model_card(spec, meta, digest))
+    out = write_release(args.weights.parent if args.weights else WEIGHTS_DIR, spec, model.state_dict(), header["config"], meta)
     print(f"sensor accuracy {before:.4f} -> {best:.4f}; wrote {out}")
 
 
