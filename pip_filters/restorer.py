@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from . import arrays
 from .models import PIPNet, build_model
 from .registry import get_spec
-from .tasks import TASKS, task_weights, weights_to_dict
+from .tasks import task_weights, weights_to_dict
 from .tiling import pad_to_multiple, run_padded, run_tiled
 from .weights_io import WeightsError, load_weights
 

@@ -31,7 +31,6 @@ def scene(h=384, w=512, seed=7) -> np.ndarray:
     img = np.broadcast_to(img, (h, w, 3)).copy()
     clouds = fractal(h, w, rng)[..., None]
     img = img * (1 - 0.35 * clouds) + 0.35 * clouds
-    xs = np.arange(w)
     for depth, (colour, base) in enumerate([((0.45, 0.5, 0.6), 0.45), ((0.25, 0.4, 0.25), 0.6)]):
         ridge = fractal(8, w, rng, 5)[0] * 0.18 + base
         mask = np.arange(h)[:, None] / h > ridge[None, :]

@@ -61,7 +61,7 @@ def learning_rate(step: int, cfg: dict, total: int) -> float:
 def build_data(data: dict, root: Path, device, seed: int, rank: int):
     clean_files = [f for folder in data["clean"] for f in list_images(root / folder)]
     train_clean, val_clean = split_files(clean_files, data["val_fraction"], seed=0)
-    pairs = train_pairs = val_pairs = None
+    train_pairs = val_pairs = None
     if data.get("lowlight_pairs"):
         pair_root = root / data["lowlight_pairs"]
         stems = [p.stem for p in list_images(pair_root / "target")]

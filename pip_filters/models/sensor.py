@@ -9,7 +9,6 @@ crop and a 4K photo are seen the same way.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..tasks import TASKS
