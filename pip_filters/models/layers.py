@@ -21,13 +21,10 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Statistics in float32: fp16 variance of large activations overflows.
-        dtype = x.dtype
-        x = x.float()
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) * torch.rsqrt(var + self.eps)
-        return (x * self.weight[:, None, None] + self.bias[:, None, None]).to(dtype)
+        # One fused kernel over the channels of each pixel (free to reach for channels_last
+        # tensors); it accumulates in float32, so half-precision variances do not overflow.
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 def pointwise_then_depthwise(in_channels: int, out_channels: int, bias: bool = False) -> nn.Sequential:
@@ -72,9 +69,11 @@ class ChannelAttention(nn.Module):
         context = x if context is None else context
         q = _split_heads(self.to_q(x), self.heads)
         k, v = (_split_heads(t, self.heads) for t in self.to_kv(context).chunk(2, dim=1))
-        q = F.normalize(q.float(), dim=-1)
-        k = F.normalize(k.float(), dim=-1)
-        logits = (q @ k.transpose(-2, -1)) * self.temperature  # (b, heads, c/h, c/h)
+        # Cosine similarity of channels: divide the small (c x c) product by the norms rather
+        # than normalising the full-resolution q and k (same result, two passes fewer).
+        q, k = q.float(), k.float()
+        norms = q.norm(dim=-1, keepdim=True).clamp_min(1e-12) * k.norm(dim=-1, keepdim=True).clamp_min(1e-12).transpose(-2, -1)
+        logits = (q @ k.transpose(-2, -1)) / norms * self.temperature  # (b, heads, c/h, c/h)
         if not self.topk_ratios:
             attn = logits.softmax(-1)
         else:
@@ -107,4 +106,4 @@ class DualGatedFeedForward(GatedFeedForward):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.project_in(x).chunk(2, dim=1)
-        return self.project_out(F.gelu(a) * b + F.gelu(b) * a)
+        return self.project_out(torch.addcmul(F.gelu(a) * b, F.gelu(b), a))

@@ -39,8 +39,8 @@ class NAFBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.spatial(self.norm1(x))
         y = self.project1(y * self.channel_attention(y))
-        x = x + y * self.beta
-        return x + self.ffn(self.norm2(x)) * self.gamma
+        x = torch.addcmul(x, y, self.beta)  # x + y * beta in one pass
+        return torch.addcmul(x, self.ffn(self.norm2(x)), self.gamma)
 
 
 def _stage(channels: int, blocks: int) -> nn.Sequential:

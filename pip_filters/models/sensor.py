@@ -43,10 +43,11 @@ class DegradationSensor(nn.Module):
         """Logits (B x 5) for a batch of images in [0, 1]."""
         b = x.shape[0]
         crops = grid_crops(x)
-        f = self.features(crops * 2 - 1)
+        f = self.features(crops * 2 - 1).float()  # statistics in float32, whatever the precision
+        crops = crops.float()
         pooled = torch.cat([
             f.mean((2, 3)), f.std((2, 3)),
             crops.mean((2, 3)), crops.std((2, 3)),  # brightness and contrast: low light and haze
         ], 1)
-        logits = self.head(pooled.float())
+        logits = self.head(pooled.to(self.head.weight.dtype)).float()
         return logits.reshape(b, -1, logits.shape[-1]).mean(1)
