@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help=f"one of {', '.join(list_models())} (default {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network: faster for many images of one size after a one-off compile")
     parser.add_argument("--tile", type=int, default=None, help="tile size in pixels for large images")
     parser.add_argument("--strength", type=float, default=1.0, help="0 keeps the input, 1 restores fully")
     parser.add_argument("--json", action="store_true", help="print the detected degradation weights per file as JSON")
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
         files = collect_inputs(args.inputs)
         task = parse_task(args.task)
         task_weights(task)  # refuse an unknown task before any work
-        restorer = load(args.model, device=args.device, precision=args.precision)
+        restorer = load(args.model, device=args.device, precision=args.precision, compile=args.compile)
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"pip-restore: error: {error}\n")
     except UntrainedModelError as error:

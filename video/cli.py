@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
     p.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
     p.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network: faster on long videos after a one-off compile (fp32 on a CPU)")
     p.add_argument("--strength", type=float, default=1.0, help="0 keeps the input, 1 restores fully")
     p.add_argument("--codec", default=None,
                    help="video encoder: libx264, libx265, ... (default: H.265 for H.265 input, else H.264)")
@@ -88,7 +90,7 @@ def main(argv=None) -> int:
         info = probe(args.input)
         print(f"{args.input}: {info.describe()}" + (f"; copying {', '.join(info.copied)}" if info.copied else ""),
               file=sys.stderr)
-        restorer = pip_filters.load(args.model, device=args.device, precision=args.precision)
+        restorer = pip_filters.load(args.model, device=args.device, precision=args.precision, compile=args.compile)
         print(f"model {restorer.name} on {restorer.device} ({str(restorer.precision).replace('torch.', '')})",
               file=sys.stderr)
         options = Options(task=task, strength=args.strength, batch_size=args.batch,

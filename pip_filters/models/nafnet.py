@@ -49,15 +49,19 @@ def _stage(channels: int, blocks: int) -> nn.Sequential:
 
 class NAFNetBackbone(nn.Module):
     def __init__(self, width: int = 32, encoder_blocks=(1, 1, 2), middle_blocks: int = 4,
-                 decoder_blocks=(1, 1, 1), in_channels: int = 3):
+                 decoder_blocks=(1, 1, 1), in_channels: int = 3, stem: int = 1):
+        """stem > 1 folds each stem x stem patch into channels first (pixel unshuffle) and unfolds
+        at the end, so every block runs on 1/stem^2 of the pixels: much faster on a CPU."""
         super().__init__()
         if len(encoder_blocks) != len(decoder_blocks):
             raise ValueError("one decoder stage per encoder stage is needed")
         levels = len(encoder_blocks)
         channels = [width * 2 ** i for i in range(levels + 1)]
         self.skip_channels = tuple(channels[:levels])
-        self.multiple = 2 ** levels
-        self.intro = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.multiple = 2 ** levels * stem
+        folded = in_channels * stem * stem
+        self.intro = nn.Sequential(nn.PixelUnshuffle(stem), nn.Conv2d(folded, width, 3, padding=1)) if stem > 1 \
+            else nn.Conv2d(in_channels, width, 3, padding=1)
         self.encoders = nn.ModuleList(_stage(c, n) for c, n in zip(channels, encoder_blocks))
         self.downs = nn.ModuleList(nn.Conv2d(c, 2 * c, 2, stride=2) for c in channels[:levels])
         self.middle = _stage(channels[levels], middle_blocks)
@@ -65,7 +69,8 @@ class NAFNetBackbone(nn.Module):
             nn.Sequential(nn.Conv2d(2 * c, 4 * c, 1, bias=False), nn.PixelShuffle(2)) for c in channels[:levels]
         )
         self.decoders = nn.ModuleList(_stage(c, n) for c, n in zip(channels, decoder_blocks))
-        self.ending = nn.Conv2d(width, in_channels, 3, padding=1)
+        self.ending = nn.Sequential(nn.Conv2d(width, folded, 3, padding=1), nn.PixelShuffle(stem)) if stem > 1 \
+            else nn.Conv2d(width, in_channels, 3, padding=1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x = self.intro(x)
