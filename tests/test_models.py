@@ -13,10 +13,10 @@ def test_paper_configuration_has_the_papers_parameter_count():
 
 
 def test_every_registered_model_restores_a_batch_with_per_image_tasks():
-    x = torch.rand(2, 3, 32, 40)
     weights = torch.tensor([[1.0, 0, 0, 0, 0], [0, 0.5, 0.5, 0, 0]])
     for name, spec in MODELS.items():
         model = build_model(spec.config).eval()
+        x = torch.rand(2, 3, 4 * model.multiple, 5 * model.multiple)  # sides the network takes
         with torch.no_grad():
             assert model(x, weights).shape == x.shape, name
             assert model.detect(x).shape == (2, 5)
