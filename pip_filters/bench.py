@@ -108,7 +108,13 @@ def _device_name(device) -> str:
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
+    name = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() is often empty there
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
 
 
 def _run_in_subprocess(spec: dict, timeout: float) -> dict:

@@ -36,7 +36,9 @@ def main():
     sample = np.asarray(Image.open("pip_filters/samples/noisy.png").convert("RGB"))
     image = np.pad(sample, ((0, 512 - sample.shape[0]), (0, 0), (0, 0)), mode="reflect")[:512, :512]
     print(f"torch {torch.__version__}, {args.threads} threads")
-    for name in ("pip-nafnet-t", "pip-nafnet-s"):
+    for name in ("pip-nafnet-t2", "pip-nafnet-t", "pip-nafnet-s"):
+        if pip_filters.MODELS[name].sha256 is None:
+            continue  # no shipped weights
         restorer = pip_filters.load(name, device="cpu")
         seconds = median_seconds(lambda: restorer.restore(image), args.repeats)
         print(f"restore 512x512 RGB, task auto, {name}: median {seconds:.3f} s")
