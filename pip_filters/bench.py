@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -26,6 +24,8 @@ import sys
 import time
 import warnings
 from datetime import date
+
+from .hardware import device_name
 
 PAPER_MODEL = "pip-restormer"
 DEFAULT_MODELS = ("pip-nafnet-t", "pip-nafnet-s", PAPER_MODEL)
@@ -97,24 +97,10 @@ def run_row(spec: dict) -> dict:
         out = out.float()
     error = ((out - expected).norm() / expected.norm()).item()
     seconds = statistics.median(times)
-    return {**spec, "device_name": _device_name(device), "params_m": sum(p.numel() for p in restorer.model.parameters()) / 1e6,
+    return {**spec, "device_name": device_name(device), "params_m": sum(p.numel() for p in restorer.model.parameters()) / 1e6,
             "gflops_per_mp": gflops_per_megapixel(reference.model, device), "seconds": seconds,
             "images_per_s": spec["batch"] / seconds, "first_call_s": first_call, "peak_mib": peak_mib,
             "relative_error": error, "finite": bool(torch.isfinite(out).all())}
-
-
-def _device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:  # Linux names the CPU model here; platform.processor() is often empty there
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name} ({os.cpu_count()} cores)"
 
 
 def _run_in_subprocess(spec: dict, timeout: float) -> dict:

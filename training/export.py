@@ -73,8 +73,8 @@ def model_card(spec, meta: dict, digest: str) -> str:
 - Architecture config: stored in the file's header (`pip_filters.weights_io.read_metadata`).
 - Training data: {json.dumps(meta['data'])} ({json.dumps(meta['data_counts'])}; a validation split of
   train/ is held out; `test/` is never used for training or selection). Degradations are synthesised
-  on the GPU by `pip_filters.training.degrade` (noise, rain, haze, blur, under-exposure) plus the real
-  LOL low-light pairs.
+  on the training device by `pip_filters.training.degrade` (noise, rain, haze, blur, under-exposure)
+  plus the real LOL low-light pairs. The settings' precision applies on GPUs; a CPU trains in float32.
 - Iterations: {meta['steps']} of {meta['scheduled_steps']} scheduled, global batch {meta['global_batch']},
   crop {meta['data']['crop']}; optimiser settings: {json.dumps(meta['train'])}.
 - Wall time in all: {history['wall_minutes']} minutes.{_sensor_line(meta)}

@@ -14,7 +14,6 @@ import copy
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -26,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from pip_filters.hardware import device_name
 from pip_filters.models import build_model, count_parameters
 from pip_filters.registry import get_spec
 from pip_filters.tasks import TASKS
@@ -163,7 +163,7 @@ def main(argv=None):
         print(f"{spec.name}: {count_parameters(model) / 1e6:.2f}M parameters, {world} process(es) on {device}, "
               f"global batch {batch * world}, crop {dcfg['crop']}, steps {step}->{total_steps}, data {data_info}", flush=True)
 
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
+    hardware = device_name(device)
     command = shlex.join(["pip-train"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])])
 
     def checkpoint(name="last.safetensors"):
