@@ -570,6 +570,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each set (quick checks)")
     parser.add_argument("--out", default=None, help="output folder (default docs/eval/MODEL)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    parser.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or auto (the device's choice)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all available cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--compare", nargs="+", metavar="DIR",
@@ -588,13 +589,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, threads))
     info = {"command": "pip-eval " + " ".join(sys.argv[1:] if argv is None else list(argv))}
     if args.weights:
-        restorer = pip_filters.load(weights=args.weights, device=args.device)
+        restorer = pip_filters.load(weights=args.weights, device=args.device, precision=args.precision)
         info.update(weights=str(args.weights), sha256=_sha256(Path(args.weights)))
     else:
         from pip_filters.registry import get_spec
         spec = get_spec(args.model)
         pinned = spec.sha256  # load() checks the file against this pin
-        restorer = pip_filters.load(args.model, device=args.device)
+        restorer = pip_filters.load(args.model, device=args.device, precision=args.precision)
         info.update(weights=str(spec.weights_path.name), sha256=pinned)
     data = Path(args.data or _default_data())
     out = Path(args.out or Path("docs/eval") / restorer.name)
