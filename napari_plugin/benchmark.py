@@ -25,6 +25,14 @@ def ensure_display():
     return Display(visible=False, size=(1600, 1000)).start()
 
 
+def close(viewer, app, display) -> None:
+    """Close the viewer, let Qt finish with it, and stop the virtual display if one was started."""
+    viewer.close()
+    app.processEvents()
+    if display is not None:
+        display.stop()
+
+
 def _slice_512() -> np.ndarray:
     """The shipped noisy photo as a 512 x 512 slice of a small gray 16-bit stack."""
     from .samples import noisy
@@ -77,10 +85,7 @@ def main(argv=None):
         print(f"{model}: click Run -> new layer median {statistics.median(times):.3f} s "
               f"(min {min(times):.3f}, max {max(times):.3f}, {args.repeats} runs; of which restoring in the "
               f"worker median {statistics.median(work):.3f} s); first run with loading {first:.3f} s")
-    viewer.close()
-    app.processEvents()
-    if display is not None:
-        display.stop()
+    close(viewer, app, display)
 
 
 if __name__ == "__main__":

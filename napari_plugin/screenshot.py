@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .benchmark import ensure_display
+from .benchmark import close, ensure_display
 
 
 def main(argv=None):
@@ -55,10 +55,7 @@ def main(argv=None):
     shot = viewer.screenshot(canvas_only=False, flash=False)
     PILImage.fromarray(shot[..., :3]).quantize(256).save(out, optimize=True)
     print(f"wrote {out} ({out.stat().st_size // 1024} KB); PIP sees: {widget.detected.value}")
-    viewer.close()
-    app.processEvents()
-    if display is not None:
-        display.stop()
+    close(viewer, app, display)
 
 
 if __name__ == "__main__":

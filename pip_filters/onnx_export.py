@@ -75,7 +75,7 @@ def export_onnx(restorer, path: str | Path, task=None, opset: int = DEFAULT_OPSE
                                     output_names=["restored"], opset_version=opset, dynamo=True, verbose=False)
     metadata = {"pip_filters.model": restorer.name, "pip_filters.multiple": str(multiple),
                 "pip_filters.tasks": ",".join(TASKS),
-                "pip_filters.task_weights": "input" if task is None else json.dumps(task_weights(task).tolist()),
+                "pip_filters.task_weights": "input" if task is None else json.dumps(weights.tolist()),
                 "pip_filters.value_range": "RGB float32 in [0, 1]"}
     program.model.metadata_props.update(metadata)
     tmp = path.with_name(path.name + ".partial")

@@ -41,7 +41,7 @@ def _nafnet(width, encoder_blocks, middle_blocks, decoder_blocks, prompt_dims, p
             "decoder_blocks": decoder_blocks}
     return {
         "backbone": "nafnet",
-        "backbone_args": {**args, "stem": stem} if stem > 1 else args,
+        "backbone_args": {**args, "stem": stem} if stem > 1 else args,  # configs of stem-1 models unchanged
         "prompt_dims": prompt_dims, "prompt_sizes": prompt_sizes, "heads": [1, 1, 1], "expansion": 1.0,
     }
 

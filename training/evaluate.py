@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from pip_filters.hardware import cpu_name
 from pip_filters.tasks import TASKS
 
 from .degrade import load_kernels
@@ -381,14 +382,7 @@ def evaluate(restorer, root, sets=None, out: str | Path | None = None, limit: in
 # ----------------------------------------------------------------------------- reports
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = ""
     if torch.cuda.is_available():

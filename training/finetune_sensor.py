@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import shlex
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pip_filters.hardware import device_name
 from pip_filters.registry import WEIGHTS_DIR, get_spec
 from pip_filters.weights_io import load_weights
 
@@ -80,7 +80,7 @@ def main(argv=None):
     meta = header["metadata"]
     minutes = round((time.time() - started) / 60, 2)
     command = shlex.join(["pip-finetune-sensor"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])])
-    meta["history"]["sessions"].append({"command": command, "hardware": f"1 x {platform.processor() or 'cpu'} (CPU)",
+    meta["history"]["sessions"].append({"command": command, "hardware": f"1 x {device_name('cpu')}",
                                         "minutes": minutes, "steps_to": f"sensor only, {args.steps} steps"})
     meta["history"]["wall_minutes"] = round(meta["history"]["wall_minutes"] + minutes, 2)
     meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(best, 4)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 import pip_filters
+from pip_filters.hardware import cpu_name
 
 from .pipeline import Options, restore_video
 from .probe import probe
@@ -156,11 +156,7 @@ def main(argv=None) -> int:
              for name in ("codec", "reuse", "perframe")}
 
     target = min(rows[0][1], rows[1][1])
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     print(f"\nclip: {clip.name}, {info.width}x{info.height}, {len(frames)} frames; model {restorer.name} on "
           f"{restorer.device} ({str(restorer.precision).replace('torch.', '')}), batch {args.batch}, task {args.task}, "
           f"best of {max(1, args.repeat)}")

@@ -60,6 +60,7 @@ class NAFNetBackbone(nn.Module):
         self.skip_channels = tuple(channels[:levels])
         self.multiple = 2 ** levels * stem
         folded = in_channels * stem * stem
+        # stem 1 keeps the plain convolutions (and their weight names, so shipped weights load).
         self.intro = nn.Sequential(nn.PixelUnshuffle(stem), nn.Conv2d(folded, width, 3, padding=1)) if stem > 1 \
             else nn.Conv2d(in_channels, width, 3, padding=1)
         self.encoders = nn.ModuleList(_stage(c, n) for c, n in zip(channels, encoder_blocks))
