@@ -509,10 +509,12 @@ def compare(folders: list[str | Path]) -> str:
         path = path / "results.json" if path.is_dir() else path
         runs.append((path, json.loads(path.read_text())))
     names = [r["model"] for _, r in runs]
+    if len(set(names)) < len(names):  # the same model several times: name the runs by how they ran
+        names = [f"{r['model']} {r.get('device', '')} {r.get('precision', '')}".strip() for _, r in runs]
     limits = {r.get("limit") for _, r in runs}
     lines = ["# pip-eval comparison", ""]
-    for path, r in runs:
-        lines.append(f"- {r['model']}: `{path}` (weights `{r.get('weights')}`, sha256 `{str(r.get('sha256'))[:12]}`, "
+    for name, (path, r) in zip(names, runs):
+        lines.append(f"- {name}: `{path}` (weights `{r.get('weights')}`, sha256 `{str(r.get('sha256'))[:12]}`, "
                      f"limit {r.get('limit')}, {r['date']})")
     if len(limits) > 1:
         lines += ["", "**The runs used different --limit values: the rows are not comparable.**"]
