@@ -75,6 +75,11 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
         "The default's backbone without PIP (for measuring what PIP adds).",
     ),
     ModelSpec(
+        "nafnet-t2",
+        _nafnet(**_TINY_FAST, prompt_dims=[], prompt_sizes=[]),
+        "pip-nafnet-t2's backbone without PIP (the equal-steps ablation on the CPU).",
+    ),
+    ModelSpec(
         "pip-restormer",
         {"backbone": "restormer",
          "backbone_args": {"dim": 48, "blocks": [4, 6, 6, 8], "refinement_blocks": 4,
