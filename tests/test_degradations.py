@@ -327,7 +327,9 @@ def test_some_denoising_crops_are_dark_gray_like_fluorescence(tmp_path):
         Image.fromarray(rng.integers(100, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     bank = ImageBank(tmp_path)
     batcher = TrainingBatcher(bank, task_probs=[1, 0, 0, 0, 0], crop=32, fluorescence_fraction=1.0)
-    _, clean, ids = batcher.next(6)
+    degraded, clean, ids = batcher.next(6)
     assert (ids == 0).all()
-    assert torch.allclose(clean[:, 0], clean[:, 1]) and torch.allclose(clean[:, 1], clean[:, 2])  # gray
+    for images in (clean, degraded):  # gray, noisy input included (a gray camera records gray noise)
+        assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 1], images[:, 2])
     assert clean.mean() < 0.6 * bank.sample(6, 32).mean()  # and dark, target included
+    assert not torch.equal(degraded, clean)  # and noisy

@@ -38,6 +38,17 @@ class DegradationSensor(nn.Module):
         self.features = nn.Sequential(*layers)
         # Mean and standard deviation of the features: the spread is what tells noise apart.
         self.head = nn.Linear(2 * channels + 6, num_tasks)
+        # How colourful a crop is for its brightness, on a log scale: exactly gray inputs (microscopy)
+        # sit far below any photo, which is what tells dark fluorescence from a dark photo.
+        self.colour = nn.Linear(1, num_tasks, bias=False)
+        nn.init.zeros_(self.colour.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before the colour term existed load as if its weight were zero: same output.
+        key = prefix + "colour.weight"
+        if key not in state_dict and prefix + "head.weight" in state_dict:
+            state_dict[key] = torch.zeros_like(self.colour.weight)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B x 5) for a batch of images in [0, 1]."""
@@ -49,5 +60,8 @@ class DegradationSensor(nn.Module):
             f.mean((2, 3)), f.std((2, 3)),
             crops.mean((2, 3)), crops.std((2, 3)),  # brightness and contrast: low light and haze
         ], 1)
-        logits = self.head(pooled.to(self.head.weight.dtype)).float()
+        brightness = crops.mean((1, 2, 3))
+        spread = (crops - crops.mean(1, keepdim=True)).abs().mean((1, 2, 3))
+        colour = torch.log(spread / (brightness + 0.02) + 1e-3).unsqueeze(1)
+        logits = self.head(pooled.to(self.head.weight.dtype)).float() + self.colour(colour.to(self.colour.weight.dtype)).float()
         return logits.reshape(b, -1, logits.shape[-1]).mean(1)
