@@ -230,12 +230,13 @@ class TrainingBatcher:
         clean = self.clean.sample(n_synth, self.crop, self.generator)
         clean, fluorescent = self._fluorescence_like(clean, ids)
         degraded = degrade(clean, ids, self.kernels, self.generator)
-        if self.fluorescence_fraction > 0:
-            # Microscope noise for those: shot + read noise, drawn once on the gray image (a gray
-            # camera records gray noise), from light (FMD confocal: std ~0.01 on the background,
-            # ~0.02 overall) to heavy.
-            noisy = poisson_gaussian_noise(clean, self.generator, peak_range=(10.0, 1000.0), gray_prob=1.0)
-            degraded = torch.where(fluorescent, noisy, degraded)
+        n = fluorescent.shape[0]  # the denoise rows, which come first
+        if n:
+            # Microscope noise for the fluorescence-like ones: shot + read noise, drawn once on the
+            # gray image (a gray camera records gray noise), from light (FMD confocal: std ~0.01 on
+            # the background, ~0.02 overall) to heavy.
+            noisy = poisson_gaussian_noise(clean[:n], self.generator, peak_range=(10.0, 1000.0), gray_prob=1.0)
+            degraded = torch.cat([torch.where(fluorescent, noisy, degraded[:n]), degraded[n:]])
         if n_real:
             real_in, real_clean = self.pairs.sample(n_real, self.crop, self.generator)
             degraded = torch.cat([degraded, real_in])
@@ -248,15 +249,14 @@ class TrainingBatcher:
     def _fluorescence_like(self, clean: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Turn a ``fluorescence_fraction`` of the denoising crops into fluorescence-microscopy-like
         images (see :func:`fluorescence_like`), so that dark, noisy, gray microscopy reads as noise
-        and not as low light. Returns the crops and the per-row mask ``[n, 1, 1, 1]``."""
-        n_denoise = int((ids == TASKS.index("denoise")).sum())  # denoise rows come first
-        mask = torch.zeros(clean.shape[0], 1, 1, 1, dtype=torch.bool, device=clean.device)
-        if n_denoise == 0 or self.fluorescence_fraction <= 0:
-            return clean, mask
+        and not as low light. Returns the crops and, for the denoising rows (which come first),
+        the mask ``[n_denoise, 1, 1, 1]`` of those made fluorescence-like (empty when none can be)."""
+        n_denoise = int((ids == TASKS.index("denoise")).sum()) if self.fluorescence_fraction > 0 else 0
+        if n_denoise == 0:
+            return clean, torch.zeros(0, 1, 1, 1, dtype=torch.bool, device=clean.device)
         head = clean[:n_denoise]
         pick = _coin(n_denoise, self.fluorescence_fraction, head, self.generator)
-        mask[:n_denoise] = pick
-        return torch.where(mask, fluorescence_like(clean, self.generator), clean), mask
+        return torch.cat([torch.where(pick, fluorescence_like(head, self.generator), head), clean[n_denoise:]]), pick
 
 
 def fluorescence_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
