@@ -56,11 +56,12 @@ class DegradationSensor(nn.Module):
         crops = grid_crops(x)
         f = self.features(crops * 2 - 1).float()  # statistics in float32, whatever the precision
         crops = crops.float()
+        channel_means = crops.mean((2, 3))
         pooled = torch.cat([
             f.mean((2, 3)), f.std((2, 3)),
-            crops.mean((2, 3)), crops.std((2, 3)),  # brightness and contrast: low light and haze
+            channel_means, crops.std((2, 3)),  # brightness and contrast: low light and haze
         ], 1)
-        brightness = crops.mean((1, 2, 3))
+        brightness = channel_means.mean(1)
         spread = (crops - crops.mean(1, keepdim=True)).abs().mean((1, 2, 3))
         colour = torch.log(spread / (brightness + 0.02) + 1e-3).unsqueeze(1)
         logits = self.head(pooled.to(self.head.weight.dtype)).float() + self.colour(colour.to(self.colour.weight.dtype)).float()
