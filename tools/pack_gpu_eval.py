@@ -7,14 +7,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from pip_filters.training.evaluate import _image_files  # pip-eval's own listing and order
+
 LIMIT = 12
 CLEAN_SETS = ["test/cbsd68"]                                  # noise is added by pip-eval, seeded
 PAIRED_SETS = ["test/sots-outdoor-35", "test/lol-eval15"]
-EXTENSIONS = {".png", ".jpg", ".jpeg"}
 
 
 def first(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)[:LIMIT]
+    return _image_files(folder)[:LIMIT]
 
 
 def main(src=Path("../shared/data"), dst=Path(".gpu/eval")):
