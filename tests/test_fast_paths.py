@@ -48,3 +48,41 @@ def test_bench_row_reports_a_checked_speed():
     assert 0.5 < row["params_m"] < 0.7 and row["gflops_per_mp"] > 1
     table = format_table([row])
     assert "pip-nafnet-t" in table and "WRONG" not in table
+
+
+# The GPU forms of layer norm and channel attention (GPU-only in the model, plain torch, so
+# checked here on the CPU): same values as the CPU forms, and no overflow in half precision.
+HALF = [(torch.float32, 1e-5), (torch.float16, 5e-3), (torch.bfloat16, 3e-2)]
+
+
+@pytest.mark.parametrize("dtype,tolerance", HALF)
+def test_gpu_layer_norm_matches_the_fused_kernel(dtype, tolerance):
+    import torch.nn.functional as F
+
+    from pip_filters.models.layers import layer_norm_over_channels
+
+    generator = torch.Generator().manual_seed(0)
+    # Features of 300: their squares (9e4) overflow float16, the normalised values must not.
+    x = (torch.randn(2, 24, 9, 13, generator=generator) * 300).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.rand(24, generator=generator) + 0.5, torch.randn(24, generator=generator)
+    expected = F.layer_norm(x.permute(0, 2, 3, 1), (24,), weight, bias, 1e-6).permute(0, 3, 1, 2)
+    got = layer_norm_over_channels(x.to(dtype), weight.to(dtype), bias.to(dtype), 1e-6)
+    assert got.dtype == dtype and torch.isfinite(got).all()
+    assert ((got.float() - expected).norm() / expected.norm()) < tolerance
+
+
+@pytest.mark.parametrize("dtype,tolerance", HALF)
+def test_chunked_channel_gram_gives_the_cosine_of_one_product(dtype, tolerance, monkeypatch):
+    from pip_filters.models import layers
+
+    monkeypatch.setattr(layers, "GRAM_CHUNK", 64)  # many chunks on a small image
+    generator = torch.Generator().manual_seed(0)
+    q, k = ((torch.randn(2, 8, 12, 20, generator=generator) * 1000).contiguous(memory_format=torch.channels_last)
+            for _ in range(2))
+    q[1, 3] = 0  # a dead channel: similarity 0, not NaN
+    qf, kf = q.flatten(2), k.flatten(2)
+    expected = (qf @ kf.transpose(1, 2)) / (qf.norm(dim=-1)[..., None].clamp_min(1e-12) * kf.norm(dim=-1)[:, None, :])
+    got = layers.channel_gram(layers._unit_channels(q.to(dtype)), layers._unit_channels(k.to(dtype)))
+    assert got.dtype == torch.float32 and got.shape == (2, 8, 8) and torch.isfinite(got).all()
+    assert (got - expected).abs().max() < tolerance
+    assert (got[1, 3] == 0).all()
