@@ -3,7 +3,7 @@
     pip-bench                                   # CPU: 512x512, 2 threads; GPU: 1920x1080
     pip-bench --models pip-nafnet-t --modes eager --precisions fp32 --markdown speed.md
 
-For each model, mode (eager or torch.compile), precision and batch size it reports parameters,
+For each model, mode (eager, torch.compile, or "graphs": torch.compile replaying CUDA graphs), precision and batch size it reports parameters,
 GFLOPs per megapixel (convolutions and matrix products, counted by torch's FlopCounterMode),
 images/s of the network alone (input already on the device, task given, so no sensor), peak
 memory, the throughput relative to the paper-size pip-restormer, and how far the output is from
@@ -29,6 +29,7 @@ from .hardware import device_name
 
 PAPER_MODEL = "pip-restormer"
 DEFAULT_MODELS = ("pip-nafnet-t", "pip-nafnet-s", PAPER_MODEL)
+COMPILE_MODES = {"eager": False, "compiled": True, "graphs": "reduce-overhead"}
 
 
 def _sync(device) -> None:
@@ -62,7 +63,7 @@ def run_row(spec: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights for models without shipped ones: speed only
         restorer = pip_filters.load(spec["model"], device=str(device), precision=spec["precision"],
-                                    allow_untrained=True, compile=spec["mode"] == "compiled")
+                                    allow_untrained=True, compile=COMPILE_MODES[spec["mode"]])
         reference = pip_filters.load(spec["model"], device=str(device), precision="fp32", allow_untrained=True)
     restorer.model.load_state_dict(reference.model.state_dict())  # same (possibly random) weights
     height, width = spec["height"], spec["width"]
@@ -80,6 +81,7 @@ def run_row(spec: dict) -> dict:
         out = restorer.network(x, weights)
         _sync(device)
         first_call = time.perf_counter() - start
+        out = out.clone()  # a CUDA graph's next replay overwrites its output
         for _ in range(spec["warmup"]):
             restorer.network(x, weights)
         _sync(device)
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT (default 512x512 on CPU, 1920x1080 on GPU)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--modes", default="eager,compiled", help="eager and/or compiled (torch.compile)")
+    parser.add_argument("--modes", default="eager,compiled", help="eager, compiled (torch.compile) and/or graphs (torch.compile with CUDA graphs)")
     parser.add_argument("--precisions", default=None, help="default fp32,bf16 on CPU; fp32,fp16,bf16 on GPU")
     parser.add_argument("--batches", default=None, help="default 1 on CPU; 1,2,4,8 on GPU")
     parser.add_argument("--repeats", type=int, default=10)
