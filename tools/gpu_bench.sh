@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# One lent-GPU call (device tool, no carry needed): issue 6's GPU rows of the speed table at
-# 1920x1080, written under $OUT as Markdown and JSON. Every row is checked against eager fp32
-# (WRONG rows get no speed). Sized to about 8 minutes on an H100; trim --models to go faster.
-# With .gpu/eval carried (`python tools/pack_gpu_eval.py` first, 17 MiB), it then checks that
-# fp16 and bf16 keep the default model's PSNR within 0.05 dB of fp32 on the GPU (about 1 minute).
-#   bash tools/gpu_bench.sh           (device tool: carry [".gpu/eval"])
-set -u
+# One lent-GPU call (device tool): issue 6's GPU figures at 1920x1080, written under $OUT
+# (7 files). Every speed row is checked against eager fp32 (WRONG rows get no speed). With
+# .gpu/eval carried (`python tools/pack_gpu_eval.py` first, 17 MiB) it first checks that fp16
+# and bf16 keep the default model's PSNR within 0.05 dB of fp32 on the GPU.
+# Each step writes its own file, so a run cut short keeps what it finished. On the H100 of
+# 2026-11-26 each bench row cost about a minute (process start, first calls), pip-restormer's
+# eager fp32 row three: that row is left out. About 8 minutes in all.
+#   bash tools/gpu_bench.sh 2>&1 | tee $OUT/gpu_bench.log     (device tool: carry [".gpu/eval"])
+#   BENCH="--device cpu --size 64x64 --repeats 1" EVAL_DEVICE=cpu EVAL_LIMIT=1 OUT=/tmp/o bash tools/gpu_bench.sh
+#                                            (a dry run of the script on a CPU)
+set -u -o pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+BENCH=${BENCH:-"--repeats 20"}
+stamp() { echo "[$(date +%T)] $*"; }
+bench() { stamp "pip-bench $*"; python3 -m pip_filters.bench $BENCH "$@"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -m pip_filters.bench --models pip-nafnet-t2,pip-nafnet-s,pip-restormer --modes eager \
-  --precisions fp32,fp16 --batches 1,4 --repeats 20 --markdown "$OUT/gpu_eager.md" --json "$OUT/gpu_eager.json"
-python3 -m pip_filters.bench --models pip-nafnet-s,pip-restormer --modes compiled --precisions fp16,bf16 \
-  --batches 4 --repeats 20 --timeout 300 --markdown "$OUT/gpu_compiled.md" --json "$OUT/gpu_compiled.json"
+python3 -c "import torch; print('torch', torch.__version__)"
+
 if [ -d .gpu/eval ]; then
   for p in fp32 fp16 bf16; do
-    python3 -m pip_filters.training.evaluate --model pip-nafnet-s --device cuda --precision $p --quiet \
-      --data .gpu/eval --sets cbsd68-s25,sots-outdoor-35,lol-eval15 --limit 12 --out /tmp/eval-$p | tail -1
+    stamp "pip-eval $p"
+    python3 -m training.evaluate --model pip-nafnet-s --device "${EVAL_DEVICE:-cuda}" --precision $p --quiet \
+      --data .gpu/eval --sets cbsd68-s25,sots-outdoor-35,lol-eval15 --limit "${EVAL_LIMIT:-12}" --out /tmp/eval-$p | tail -n 1
   done
-  python3 -m pip_filters.training.evaluate --compare /tmp/eval-fp32 /tmp/eval-fp16 /tmp/eval-bf16 \
+  python3 -m training.evaluate --compare /tmp/eval-fp32 /tmp/eval-fp16 /tmp/eval-bf16 \
     --out "$OUT/gpu_precision_psnr.md" >/dev/null
   cat "$OUT/gpu_precision_psnr.md"
 fi
+# The targets first: the default model compiled in fp16, and the paper-size model beside it.
+bench --models pip-nafnet-s,pip-restormer --modes compiled --precisions fp16 --batches 4 --timeout 200 \
+  --markdown "$OUT/gpu_compiled.md"
+bench --models pip-nafnet-t,pip-nafnet-s,pip-restormer --modes eager --precisions fp16 --batches 1,4 \
+  --markdown "$OUT/gpu_eager_fp16.md"
+bench --models pip-nafnet-s --modes eager --precisions fp32,bf16 --batches 4 --markdown "$OUT/gpu_eager_s.md"
+bench --models pip-nafnet-s --modes graphs --precisions fp16 --batches 4 --timeout 150 --markdown "$OUT/gpu_graphs.md"
+stamp "profile"
+python3 tools/gpu_profile.py --compile --rows 16 > "$OUT/gpu_profile.txt" 2>&1
+head -n 1 "$OUT/gpu_profile.txt"
+stamp "done"
