@@ -48,3 +48,26 @@ def test_dark_gray_fluorescence_reads_as_noise_not_low_light(shipped):
         frame = fluorescence_frame(seed)
         assert frame.mean() < 0.1 * 255 and (frame < 5).mean() > 0.5  # as dark as a confocal frame
         assert top(shipped.detect(frame)) == "denoise", f"{shipped.name} reads fluorescence (seed {seed}) wrongly"
+
+
+def test_tiny_images_get_finite_task_weights(shipped):
+    weights = shipped.detect(np.full((4, 5, 3), 128, np.uint8))
+    assert all(np.isfinite(v) for v in weights.values()) and abs(sum(weights.values()) - 1) < 1e-5
+
+
+def test_noise_estimate_measures_sigma_on_texture():
+    import torch
+
+    from pip_filters.models.sensor import noise_level
+
+    generator = torch.Generator().manual_seed(0)
+    # A textured clean crop: stripes and smooth blobs, which a plain high-pass would call noise.
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    texture = 0.5 + 0.2 * torch.sin(xx / 2.5) * (yy < 64) + 0.1 * torch.cos((xx + yy) / 15)
+    clean = texture.expand(2, 3, 128, 128)
+    gray_sigma = 15 / 3 ** 0.5  # independent noise per channel, averaged over three channels
+    noisy = clean + 15 / 255 * torch.randn(clean.shape, generator=generator)
+    assert (noise_level(clean) * 255 < 0.5).all()
+    assert (noise_level(noisy) * 255 / gray_sigma).sub(0.84).abs().max() < 0.1
+    stronger = clean + 30 / 255 * torch.randn(clean.shape, generator=generator)
+    assert (noise_level(stronger) / noise_level(noisy)).sub(2).abs().max() < 0.3

@@ -43,7 +43,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--colour-lr-scale", type=float, default=10.0, help="learning-rate factor for the colour term")
+    parser.add_argument("--term-lr-scale", "--colour-lr-scale", dest="term_lr_scale", type=float, default=10.0,
+                        help="learning-rate factor for the hand-made colour and noise terms")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -60,12 +61,13 @@ def main(argv=None):
     sensor = model.sensor.train()
     root = args.data or (args.config.parent / cfg["data"]["root"])
     batcher, val_batches, _ = build_data(cfg["data"], Path(root), torch.device("cpu"), seed=777, rank=0)
-    # The colour term starts at zero in weights saved before it existed; Adam moves a weight by
-    # about lr per step, so it gets a larger rate to reach its scale within a short fine-tune.
-    colour = [sensor.colour.weight]
-    rest = [p for n, p in sensor.named_parameters() if n != "colour.weight"]
+    # The hand-made terms start at zero in weights saved before they existed; Adam moves a weight
+    # by about lr per step, so they get a larger rate to reach their scale within a short fine-tune.
+    terms = ("colour.weight", "noise.weight")
+    term_weights = [p for n, p in sensor.named_parameters() if n in terms]
+    rest = [p for n, p in sensor.named_parameters() if n not in terms]
     optimizer = torch.optim.AdamW([{"params": rest, "lr_scale": 1.0},
-                                   {"params": colour, "lr_scale": args.colour_lr_scale, "weight_decay": 0.0}],
+                                   {"params": term_weights, "lr_scale": args.term_lr_scale, "weight_decay": 0.0}],
                                   lr=args.lr, weight_decay=1e-4)
     best = before = accuracy(sensor.eval(), val_batches)
     best_state = {k: v.clone() for k, v in sensor.state_dict().items()}
@@ -91,7 +93,7 @@ def main(argv=None):
                                         "minutes": minutes, "steps_to": f"sensor only, {args.steps} steps"})
     meta["history"]["wall_minutes"] = round(meta["history"]["wall_minutes"] + minutes, 2)
     meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(best, 4)
-    meta["sensor_finetune"] = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "colour_lr_scale": args.colour_lr_scale,
+    meta["sensor_finetune"] = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "term_lr_scale": args.term_lr_scale,
                                "val_accuracy_before": round(before, 4), "val_accuracy_after": round(best, 4)}
     out = write_release(args.weights.parent if args.weights else WEIGHTS_DIR, spec, model.state_dict(), header["config"], meta)
     print(f"sensor accuracy {before:.4f} -> {best:.4f}; wrote {out}")
