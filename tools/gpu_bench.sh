@@ -27,8 +27,9 @@ if [ -d .gpu/eval ]; then
     --out "$OUT/gpu_precision_psnr.md" >/dev/null
   cat "$OUT/gpu_precision_psnr.md"
 fi
-# The targets first: the default model compiled in fp16, and the paper-size model beside it.
-bench --models pip-nafnet-s,pip-restormer --modes compiled --precisions fp16 --batches 4 --timeout 200 \
+# The targets first: the default model compiled in fp16, the half-resolution candidate and the
+# paper-size model beside it.
+bench --models pip-nafnet-s,pip-nafnet-s2,pip-restormer --modes compiled --precisions fp16 --batches 4 --timeout 200 \
   --markdown "$OUT/gpu_compiled.md"
 bench --models pip-nafnet-t,pip-nafnet-s,pip-restormer --modes eager --precisions fp16 --batches 1,4 \
   --markdown "$OUT/gpu_eager_fp16.md"
