@@ -86,3 +86,16 @@ def test_chunked_channel_gram_gives_the_cosine_of_one_product(dtype, tolerance, 
     assert got.dtype == torch.float32 and got.shape == (2, 8, 8) and torch.isfinite(got).all()
     assert (got - expected).abs().max() < tolerance
     assert (got[1, 3] == 0).all()
+
+
+@pytest.mark.parametrize("dtype,tolerance", HALF)
+def test_gpu_channel_cosine_matches_the_cpu_form_per_head(dtype, tolerance):
+    from pip_filters.models import layers
+
+    generator = torch.Generator().manual_seed(1)
+    q, k = ((torch.randn(2, 12, 10, 14, generator=generator) * 1000).contiguous(memory_format=torch.channels_last)
+            for _ in range(2))
+    expected = layers.channel_cosine(q, k, heads=3)  # the CPU form: one float32 product per head
+    got = layers._chunked_cosine(q.to(dtype), k.to(dtype), heads=3)
+    assert got.dtype == torch.float32 and got.shape == expected.shape == (2, 3, 4, 4)
+    assert (got - expected).abs().max() < tolerance

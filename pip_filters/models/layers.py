@@ -61,17 +61,26 @@ def _unit_channels(x: torch.Tensor) -> torch.Tensor:
     return x * scale.to(x.dtype)
 
 
-def channel_cosine(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every channel of q with every channel of k over the pixels:
-    (b, c, c) in float32 for q, k of shape (b, c, h, w)."""
+def channel_cosine(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
+    """Cosine similarity over the pixels of every channel of q with every channel of k in the same
+    head: (b, heads, c/h, c/h) in float32 for q, k of shape (b, c, h, w)."""
     if q.device.type == "cpu" or torch.compiler.is_exporting():
-        # One float32 product divided by the norms: CPU matrix products split the long pixel
-        # dimension well, and the small product is cheaper to divide than q and k to normalise.
-        q, k = q.flatten(2).float(), k.flatten(2).float()
-        norms = q.norm(dim=-1, keepdim=True).clamp_min(1e-12) * k.norm(dim=-1, keepdim=True).clamp_min(1e-12).transpose(1, 2)
-        return (q @ k.transpose(1, 2)) / norms
-    # With unit channels every partial sum lies in [-1, 1], so the products can run in half precision.
-    return channel_gram(_unit_channels(q), _unit_channels(k))
+        # One float32 product per head divided by the norms: CPU matrix products split the long
+        # pixel dimension well, and the small product is cheaper to divide than q and k to normalise.
+        q, k = _split_heads(q, heads).float(), _split_heads(k, heads).float()
+        norms = q.norm(dim=-1, keepdim=True).clamp_min(1e-12) * k.norm(dim=-1, keepdim=True).clamp_min(1e-12).transpose(-2, -1)
+        return (q @ k.transpose(-2, -1)) / norms
+    return _chunked_cosine(q, k, heads)
+
+
+def _chunked_cosine(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
+    """channel_cosine's GPU form. With unit channels every partial sum lies in [-1, 1], so the
+    products can run in half precision. The chunked product covers all channel pairs; each head
+    keeps its diagonal block."""
+    b, c = q.shape[:2]
+    n = c // heads
+    gram = channel_gram(_unit_channels(q), _unit_channels(k))
+    return gram.view(b, heads, n, heads, n).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
 
 
 GRAM_CHUNK = 16384  # pixels per partial product: enough work per matrix product, many products
@@ -86,7 +95,8 @@ def channel_gram(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     products are summed in float32. For channels_last tensors the chunks are free views.
     """
     b, c, h, w = q.shape
-    rows = max((r for r in range(1, h + 1) if h % r == 0 and r * w <= GRAM_CHUNK), default=1)
+    # The most whole rows that divide h and fit a chunk (one row if even that is too long).
+    rows = next(r for r in range(max(1, min(h, GRAM_CHUNK // w)), 0, -1) if h % r == 0)
     chunks = h // rows
     q_rows = q.permute(0, 2, 3, 1).reshape(b * chunks, rows * w, c)
     k_rows = k.permute(0, 2, 3, 1).reshape(b * chunks, rows * w, c)
@@ -123,10 +133,7 @@ class ChannelAttention(nn.Module):
         context = x if context is None else context
         q = self.to_q(x)
         k, v = self.to_kv(context).chunk(2, dim=1)
-        # Each head attends within its own channels: the diagonal (c/h x c/h) blocks.
-        n = c // self.heads
-        blocks = channel_cosine(q, k).view(b, self.heads, n, self.heads, n).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
-        logits = blocks * self.temperature  # (b, heads, c/h, c/h)
+        logits = channel_cosine(q, k, self.heads) * self.temperature  # (b, heads, c/h, c/h)
         if not self.topk_ratios:
             attn = logits.softmax(-1)
         else:
