@@ -19,7 +19,7 @@ CROP = 128
 
 def noise_level(crops: torch.Tensor, block: int = 8, quantile: float = 0.05) -> torch.Tensor:
     """A texture-robust measure of each crop's noise: about 0.84 times the sigma of the noise on
-    its gray (channel mean) image, in [0, 1] units.
+    its gray (channel mean) image, in [0, 1] units. Gray crops (one channel) may be passed.
 
     A fine-scale difference (each gray pixel minus the mean of its four neighbours) keeps noise
     and edges; its energy is averaged over 8 x 8 blocks and the 5 % quietest block is taken,
@@ -90,9 +90,10 @@ class DegradationSensor(nn.Module):
             channel_means, crops.std((2, 3)).nan_to_num(0.0),  # brightness and contrast: low light and haze
         ], 1)
         brightness = channel_means.mean(1)
-        spread = (crops - crops.mean(1, keepdim=True)).abs().mean((1, 2, 3))
+        gray = crops.mean(1, keepdim=True)
+        spread = (crops - gray).abs().mean((1, 2, 3))
         colour = torch.log(spread / (brightness + 0.02) + 1e-3).unsqueeze(1)
-        noise = torch.log(noise_level(crops) + 1e-3).unsqueeze(1)
+        noise = torch.log(noise_level(gray) + 1e-3).unsqueeze(1)
         logits = (self.head(pooled.to(self.head.weight.dtype)).float()
                   + self.colour(colour.to(self.colour.weight.dtype)).float()
                   + self.noise(noise.to(self.noise.weight.dtype)).float())
