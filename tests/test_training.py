@@ -120,3 +120,22 @@ def test_sensor_finetune_trains_only_the_sensor(setup, tmp_path):
             assert torch.equal(tensor, after[name]), name
     restorer = pip_filters.load(weights=weights, device="cpu")
     assert "sensor_finetune" in restorer.info and "pip-finetune-sensor" in (tmp_path / "pip-nafnet-t.md").read_text()
+
+
+def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
+    root, config = setup
+    shipped = pip_filters.MODELS["pip-nafnet-t"].weights_path
+    start = load_file(str(shipped))
+    zero_lr = run(config, root, tmp_path / "still", "--init", str(shipped), "--set", "train.lr=0.0", "--set", "train.min_lr=0")
+    for name, tensor in start.items():  # lr 0 leaves the weights where --init put them
+        assert torch.equal(zero_lr[f"model.{name}"], tensor) and torch.equal(zero_lr[f"ema.{name}"], tensor), name
+    run(config, root, tmp_path / "more", "--init", str(shipped), "--set", "train.warmup=1")
+    restorer = pip_filters.load(weights=tmp_path / "more" / "pip-nafnet-t.safetensors", device="cpu")
+    earlier = pip_filters.load("pip-nafnet-t", device="cpu").info
+    assert restorer.info["train"]["warmup"] == 1 and restorer.info["initialised_from"]["steps"] == earlier["steps"]
+    assert len(restorer.info["history"]["sessions"]) == len(earlier["history"]["sessions"]) + 1
+    assert "Started from trained weights `pip-nafnet-t.safetensors`" in (tmp_path / "more" / "pip-nafnet-t.md").read_text()
+    with pytest.raises(SystemExit):
+        run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
+    with pytest.raises(SystemExit):  # weights of another architecture
+        run(config, root, tmp_path / "bad", "--init", str(pip_filters.MODELS["pip-nafnet-t2"].weights_path))

@@ -33,6 +33,7 @@ def export_checkpoint(checkpoint: Path, to: Path, metrics: dict | None = None) -
         "global_batch": run["global_batch"], "data": run["config"]["data"], "data_counts": run["data"],
         "train": run["config"]["train"], "validation_synthetic": run.get("validation", {}),
         "history": run["history"], "parameters": count_parameters(model), "benchmarks": metrics or {},
+        "initialised_from": run.get("initialised_from"),
     }
     return write_release(to, spec, ema, spec.config, metadata)
 
@@ -60,6 +61,15 @@ def _sensor_line(meta: dict) -> str:
             f" steps, batch {tune['batch']}; validation accuracy {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}.")
 
 
+def _init_line(meta: dict) -> str:
+    start = meta.get("initialised_from")
+    if not start:
+        return ""
+    before = ", ".join(f"{k.removeprefix('psnr_')} {v}" for k, v in start.get("validation_synthetic", {}).items())
+    return (f"\n- Started from trained weights `{start['file']}` (sha256 `{start['sha256'][:12]}...`, {start['steps']} steps"
+            f" before this run; validation then: {before}); the iterations above count this run only.")
+
+
 def model_card(spec, meta: dict, digest: str) -> str:
     history = meta["history"]
     sessions = "\n".join(f"| {s['command']} | {s['hardware']} | {s['minutes']} | {s['steps_to']} |" for s in history["sessions"])
@@ -77,7 +87,7 @@ def model_card(spec, meta: dict, digest: str) -> str:
   plus the real LOL low-light pairs. The settings' precision applies on GPUs; a CPU trains in float32.
 - Iterations: {meta['steps']} of {meta['scheduled_steps']} scheduled, global batch {meta['global_batch']},
   crop {meta['data']['crop']}; optimiser settings: {json.dumps(meta['train'])}.
-- Wall time in all: {history['wall_minutes']} minutes.{_sensor_line(meta)}
+- Wall time in all: {history['wall_minutes']} minutes.{_init_line(meta)}{_sensor_line(meta)}
 
 ## Sessions (exact commands)
 | command | hardware | minutes | reached step |

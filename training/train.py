@@ -1,6 +1,8 @@
 """pip-train: train a PIP model on the five degradations, on one device or many (torchrun).
 
     pip-train training/configs/pip-nafnet-s.toml [--resume runs/pip-nafnet-s/last.safetensors]
+    pip-train training/configs/pip-nafnet-s.toml --init pip_filters/weights/pip-nafnet-s.safetensors \
+        --set train.lr=5e-4 --set train.warmup=100   # a new schedule from trained weights
     torchrun --nproc_per_node 8 -m pip_filters.training.train CONFIG
 
 Short and linear on purpose (in the spirit of nanoGPT): read the config, build data and model,
@@ -29,6 +31,7 @@ from pip_filters.hardware import device_name
 from pip_filters.models import build_model, count_parameters
 from pip_filters.registry import get_spec
 from pip_filters.tasks import TASKS
+from pip_filters.weights_io import file_sha256, load_weights
 
 from .checkpoint import load_checkpoint, read_run, save_checkpoint
 from .data import ImageBank, PairedBank, TrainingBatcher, list_images, split_files
@@ -56,6 +59,21 @@ def learning_rate(step: int, cfg: dict, total: int) -> float:
         return cfg["lr"] * (step + 1) / cfg["warmup"]
     progress = min(1.0, (step - cfg["warmup"]) / max(1, total - cfg["warmup"]))
     return cfg["min_lr"] + 0.5 * (cfg["lr"] - cfg["min_lr"]) * (1 + math.cos(math.pi * progress))
+
+
+def apply_overrides(cfg: dict, assignments: list[str]) -> dict:
+    """Apply SECTION.KEY=VALUE overrides (VALUE in TOML syntax; a bare word is a string)."""
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not (sep and dot) or section not in cfg or name not in cfg[section]:
+            raise SystemExit(f"--set {assignment!r}: expected SECTION.KEY=VALUE with a key the config has")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        cfg[section][name] = value
+    return cfg
 
 
 def build_data(data: dict, root: Path, device, seed: int, rank: int):
@@ -106,11 +124,16 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help="override the number of steps")
     parser.add_argument("--minutes", type=float, help="fit the schedule to this wall time (new runs only)")
     parser.add_argument("--stop-after", type=float, help="save and stop after this many minutes (resume later)")
+    parser.add_argument("--init", type=Path, help="start a new schedule from these exported weights (model and EMA)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value, e.g. train.lr=5e-4 (TOML syntax; repeatable)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    if args.init and args.resume:
+        parser.error("--init starts a new run and --resume continues one: give one of them")
     started = time.time()
 
-    cfg = tomllib.loads(args.config.read_text())
+    cfg = apply_overrides(tomllib.loads(args.config.read_text()), args.set)
     tcfg, dcfg = cfg["train"], cfg["data"]
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if args.device == "auto":
@@ -130,9 +153,19 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     total_steps = args.steps or tcfg["steps"]
     history = {"wall_minutes": 0.0, "sessions": []}  # accumulated over resumed sessions
+    initialised_from = None
     if args.resume:
         previous = read_run(args.resume)["run"]
         total_steps, history = previous["total_steps"], previous.get("history", history)
+        initialised_from = previous.get("initialised_from")
+    if args.init:
+        init_state, init_header = load_weights(args.init)
+        if init_header["config"] != get_spec(cfg["model"]).config:
+            raise SystemExit(f"{args.init} is not a {cfg['model']} (its architecture differs from the registry's)")
+        earlier = init_header["metadata"]
+        history = copy.deepcopy(earlier.get("history", history))  # the card keeps the earlier sessions
+        initialised_from = {"file": args.init.name, "sha256": file_sha256(args.init), "steps": earlier.get("steps"),
+                            "validation_synthetic": earlier.get("validation_synthetic", {})}
     precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[tcfg["precision"]]
     if device.type != "cuda":
         precision = torch.float32  # CPU autocast is slow and gains nothing here
@@ -152,6 +185,9 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], betas=(0.9, 0.99), weight_decay=tcfg["weight_decay"])
     generators = {"train": batcher.generator, "host": batcher.host_rng}
     step = 0
+    if args.init:
+        model.load_state_dict(init_state)
+        ema.load_state_dict(init_state)
     if args.resume:
         step = load_checkpoint(args.resume, model=model, ema=ema, optimizer=optimizer, generators=generators)
     run_step = torch.compile(step_module) if tcfg.get("compile") and device.type == "cuda" else step_module
@@ -172,7 +208,7 @@ def main(argv=None):
         run = {"total_steps": total_steps, "config": cfg, "data": data_info, "model": spec.name,
                "history": {"wall_minutes": round(history["wall_minutes"] + session["minutes"], 2),
                            "sessions": history["sessions"] + [session]},
-               "global_batch": batch * world, "validation": last_validation}
+               "global_batch": batch * world, "validation": last_validation, "initialised_from": initialised_from}
         save_checkpoint(out / name, model=model, ema=ema, optimizer=optimizer, step=step, run=run, generators=generators)
 
     timer, timed_from = time.time(), step
