@@ -61,8 +61,11 @@ def resolve_channel_axis(shape: tuple[int, ...], channel_axis) -> int | None:
     return axis % ndim
 
 
-def to_batch(image, channel_axis=AUTO) -> tuple[torch.Tensor, Layout]:
-    """Any accepted array -> (float32 tensor N x C x H x W on the image's device, Layout)."""
+def to_batch(image, channel_axis=AUTO, dtype: torch.dtype | None = torch.float32) -> tuple[torch.Tensor, Layout]:
+    """Any accepted array -> (tensor N x C x H x W on the image's device, Layout).
+
+    ``dtype=None`` keeps the input's dtype and gives a view where it can (no copy), for a caller
+    that converts on another device."""
     is_torch = isinstance(image, torch.Tensor)
     if not is_torch:
         image = np.asarray(image)
@@ -89,7 +92,17 @@ def to_batch(image, channel_axis=AUTO) -> tuple[torch.Tensor, Layout]:
         x = x.unsqueeze(0)
     if min(x.shape[1:3]) < 1:
         raise ValueError(f"the image is empty (shape {shape})")
-    return x.permute(0, 3, 1, 2).to(torch.float32), layout
+    return x.permute(0, 3, 1, 2).to(dtype), layout
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``. Host memory bound for a GPU is pinned first so that the copy runs
+    without holding up the host, which goes on queueing the work that follows it."""
+    if x.device == device:
+        return x
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
 
 
 def from_batch(x: torch.Tensor, layout: Layout):
@@ -103,7 +116,17 @@ def from_batch(x: torch.Tensor, layout: Layout):
         x = x.movedim(-1, layout.channel_axis)
     if layout.is_torch:
         return x.to(device=layout.device, dtype=layout.dtype)
+    # Cast where the data is (a GPU sends a quarter of the bytes back for 8-bit images);
+    # the values are already rounded and clipped, so this equals numpy's cast.
+    target = _TORCH_DTYPES.get(np.dtype(layout.dtype))
+    if target is not None:
+        x = x.to(target)
     return x.cpu().numpy().astype(layout.dtype, copy=False)
+
+
+# numpy dtypes whose torch twins every device casts to (uint16 and others are cast by numpy).
+_TORCH_DTYPES = {np.dtype(n): getattr(torch, n) for n in ("uint8", "int8", "int16", "int32", "int64",
+                                                           "float16", "float32", "float64")}
 
 
 def value_map(x: torch.Tensor, dtype, value_range=None) -> ValueMap:

@@ -24,6 +24,9 @@ AUTO_TILE = 1024
 MIN_TILE = 128
 # Prompts are computed from a view of the whole image no larger than this (then shared by tiles).
 PROMPT_VIEW_SIDE = 1024
+# An untiled batch up to this many values is converted on the accelerator (video batches are);
+# larger ones stay on the host and cross in chunks of batch_size images.
+DEVICE_SIDE_VALUES = 64 * 2**20
 
 
 class UntrainedModelError(WeightsError):
@@ -151,8 +154,10 @@ class Restorer:
         """
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength must be between 0 and 1, got {strength}")
-        batch, layout = arrays.to_batch(image, channel_axis)
-        batch = batch.cpu()
+        raw, layout = arrays.to_batch(image, channel_axis, dtype=None)
+        # The input crosses to the accelerator in its own dtype (8-bit: a quarter of float32's
+        # bytes) and is converted there, when the whole batch fits; otherwise on the host.
+        batch = arrays.to_device(raw, self._work_device(raw.shape, tile)).to(torch.float32)
         values = arrays.value_map(batch, layout.dtype, value_range)
         finite = torch.isfinite(batch)
         unit = values.forward(torch.where(finite, batch, values.low.view(-1, 1, 1, 1)))
@@ -188,6 +193,15 @@ class Restorer:
         return Prompt(weights[0].cpu(), levels)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _work_device(self, shape, tile) -> torch.device:
+        """Where restore() converts values and blends: the accelerator for an untiled batch of
+        moderate size, the host otherwise (huge images and stacks stay in host memory)."""
+        n, c, h, w = shape
+        untiled = tile is None and h * w <= AUTO_TILE_PIXELS or tile is not None and tile >= max(h, w)
+        if self.device.type == "cpu" or not untiled or n * max(c, 3) * h * w > DEVICE_SIDE_VALUES:
+            return torch.device("cpu")
+        return self.device
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """A float32 NCHW batch as the network takes it: on its device, in its precision and layout."""
@@ -241,7 +255,7 @@ class Restorer:
         while True:
             try:
                 if tile is None or (tile >= image.shape[-1] and tile >= image.shape[-2]):
-                    out = run_padded(network, image, self.model.multiple).cpu()
+                    out = run_padded(network, image, self.model.multiple).to(image.device)
                     if on_progress:
                         on_progress(index + 1, count)
                     return out
@@ -250,7 +264,7 @@ class Restorer:
                 report = None
                 if on_progress:
                     report = lambda done, total: on_progress(index * total + done, count * total)  # noqa: E731
-                return run_tiled(network, image, tile, overlap, self.model.multiple, report, torch.device("cpu"))
+                return run_tiled(network, image, tile, overlap, self.model.multiple, report, image.device)
             except torch.cuda.OutOfMemoryError:
                 # Out of accelerator memory: retry with smaller tiles rather than fail.
                 if self.device.type == "cuda":

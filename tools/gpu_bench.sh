@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One lent-GPU call (device tool): issue 6's GPU figures at 1920x1080, written under $OUT
-# (7 files). Every speed row is checked against eager fp32 (WRONG rows get no speed). With
+# (8 files, the most a call brings back). It first runs tests/test_gpu.py (the GPU paths against
+# the CPU's). Every speed row is checked against eager fp32 (WRONG rows get no speed). With
 # .gpu/eval carried (`python tools/pack_gpu_eval.py` first, 17 MiB) it first checks that fp16
 # and bf16 keep the default model's PSNR within 0.05 dB of fp32 on the GPU.
 # Each step writes its own file, so a run cut short keeps what it finished. On the H100 of
@@ -16,6 +17,9 @@ stamp() { echo "[$(date +%T)] $*"; }
 bench() { stamp "pip-bench $*"; python3 -m pip_filters.bench $BENCH "$@"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__)"
+stamp "tests/test_gpu.py"
+python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gpu_tests.txt" 2>&1
+tail -n 3 "$OUT/gpu_tests.txt"
 
 if [ -d .gpu/eval ]; then
   for p in fp32 fp16 bf16; do
