@@ -134,7 +134,8 @@ def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
     earlier = pip_filters.load("pip-nafnet-t", device="cpu").info
     assert restorer.info["train"]["warmup"] == 1 and restorer.info["initialised_from"]["steps"] == earlier["steps"]
     assert len(restorer.info["history"]["sessions"]) == len(earlier["history"]["sessions"]) + 1
-    assert "Started from trained weights `pip-nafnet-t.safetensors`" in (tmp_path / "more" / "pip-nafnet-t.md").read_text()
+    card = (tmp_path / "more" / "pip-nafnet-t.md").read_text()
+    assert "Started from trained weights `pip-nafnet-t.safetensors`" in card and "at the start: denoise" in card
     with pytest.raises(SystemExit):
         run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
     with pytest.raises(SystemExit):  # weights of another architecture

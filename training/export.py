@@ -65,9 +65,14 @@ def _init_line(meta: dict) -> str:
     start = meta.get("initialised_from")
     if not start:
         return ""
-    before = ", ".join(f"{k.removeprefix('psnr_')} {v}" for k, v in start.get("validation_synthetic", {}).items())
+    def listed(scores):
+        return ", ".join(f"{k.removeprefix('psnr_')} {v}" for k, v in scores.items())
+
+    here = start.get("validation_here")
     return (f"\n- Started from trained weights `{start['file']}` (sha256 `{start['sha256'][:12]}...`, {start['steps']} steps"
-            f" before this run; validation then: {before}); the iterations above count this run only.")
+            f" before this run; its validation as recorded then: {listed(start.get('validation_synthetic', {}))}"
+            + (f"; on this run's validation set at the start: {listed(here)}" if here else "")
+            + "); the iterations above count this run only.")
 
 
 def model_card(spec, meta: dict, digest: str) -> str:

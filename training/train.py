@@ -121,7 +121,7 @@ def main(argv=None):
     parser.add_argument("--resume", type=Path, help="checkpoint to continue from (exact resume)")
     parser.add_argument("--out", type=Path, help="run folder (default runs/<model>)")
     parser.add_argument("--data", type=Path, help="data root (default: the config's, relative to the config)")
-    parser.add_argument("--steps", type=int, help="override the number of steps")
+    parser.add_argument("--steps", type=int, help="override the number of steps (0 with --init: validate those weights)")
     parser.add_argument("--minutes", type=float, help="fit the schedule to this wall time (new runs only)")
     parser.add_argument("--stop-after", type=float, help="save and stop after this many minutes (resume later)")
     parser.add_argument("--init", type=Path, help="start a new schedule from these exported weights (model and EMA)")
@@ -151,7 +151,9 @@ def main(argv=None):
     main_process = rank == 0
     out = args.out or Path("runs") / cfg["model"]
     out.mkdir(parents=True, exist_ok=True)
-    total_steps = args.steps or tcfg["steps"]
+    total_steps = tcfg["steps"] if args.steps is None else args.steps
+    if total_steps < 1 and not args.init:
+        parser.error("--steps 0 only measures the weights given with --init")
     history = {"wall_minutes": 0.0, "sessions": []}  # accumulated over resumed sessions
     initialised_from = None
     if args.resume:
@@ -188,6 +190,9 @@ def main(argv=None):
     if args.init:
         model.load_state_dict(init_state)
         ema.load_state_dict(init_state)
+        if main_process:  # the starting point on this run's validation set (the data may have changed since)
+            initialised_from["validation_here"] = validate(ema, val_batches, precision)
+            print(f"validation of the starting weights: {json.dumps(initialised_from['validation_here'])}", flush=True)
     if args.resume:
         step = load_checkpoint(args.resume, model=model, ema=ema, optimizer=optimizer, generators=generators)
     run_step = torch.compile(step_module) if tcfg.get("compile") and device.type == "cuda" else step_module
