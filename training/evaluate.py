@@ -511,6 +511,8 @@ def compare(folders: list[str | Path]) -> str:
     names = [r["model"] for _, r in runs]
     if len(set(names)) < len(names):  # the same model several times: name the runs by how they ran
         names = [f"{r['model']} {r.get('device', '')} {r.get('precision', '')}".strip() for _, r in runs]
+    if len(set(names)) < len(names):  # still the same: different weights, named by their folders
+        names = [Path(path).parent.name for path, _ in runs]
     limits = {r.get("limit") for _, r in runs}
     lines = ["# pip-eval comparison", ""]
     for name, (path, r) in zip(names, runs):
