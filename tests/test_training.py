@@ -136,6 +136,9 @@ def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
     assert len(restorer.info["history"]["sessions"]) == len(earlier["history"]["sessions"]) + 1
     card = (tmp_path / "more" / "pip-nafnet-t.md").read_text()
     assert "Started from trained weights `pip-nafnet-t.safetensors`" in card and "at the start: denoise" in card
+    train([str(config), "--data", str(root), "--out", str(tmp_path / "check"), "--device", "cpu",
+           "--init", str(shipped), "--steps", "0"])
+    assert not any((tmp_path / "check").iterdir())  # --steps 0 only validates: nothing written
     with pytest.raises(SystemExit):
         run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
     with pytest.raises(SystemExit):  # weights of another architecture

@@ -65,6 +65,7 @@ def _init_line(meta: dict) -> str:
     start = meta.get("initialised_from")
     if not start:
         return ""
+
     def listed(scores):
         return ", ".join(f"{k.removeprefix('psnr_')} {v}" for k, v in scores.items())
 

@@ -165,7 +165,7 @@ def main(argv=None):
         if init_header["config"] != get_spec(cfg["model"]).config:
             raise SystemExit(f"{args.init} is not a {cfg['model']} (its architecture differs from the registry's)")
         earlier = init_header["metadata"]
-        history = copy.deepcopy(earlier.get("history", history))  # the card keeps the earlier sessions
+        history = earlier.get("history", history)  # the card keeps the earlier sessions
         initialised_from = {"file": args.init.name, "sha256": file_sha256(args.init), "steps": earlier.get("steps"),
                             "validation_synthetic": earlier.get("validation_synthetic", {})}
     precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[tcfg["precision"]]
@@ -193,6 +193,10 @@ def main(argv=None):
         if main_process:  # the starting point on this run's validation set (the data may have changed since)
             initialised_from["validation_here"] = validate(ema, val_batches, precision)
             print(f"validation of the starting weights: {json.dumps(initialised_from['validation_here'])}", flush=True)
+        if total_steps == 0:  # --steps 0: that validation was the job
+            if distributed:
+                dist.destroy_process_group()
+            return
     if args.resume:
         step = load_checkpoint(args.resume, model=model, ema=ema, optimizer=optimizer, generators=generators)
     run_step = torch.compile(step_module) if tcfg.get("compile") and device.type == "cuda" else step_module
