@@ -8,6 +8,7 @@ same type, shape, dtype and device, with values mapped back to the input's range
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,13 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def from_batch(x: torch.Tensor, layout: Layout):
     """The inverse of ``to_batch`` for a batch of the same size (already mapped to input values)."""
+    return start_from_batch(x, layout)()
+
+
+def start_from_batch(x: torch.Tensor, layout: Layout) -> Callable[[], object]:
+    """``from_batch`` in two halves: this call queues the copy back from a GPU without waiting
+    for it; the function it returns waits and gives the result. Meanwhile the host can queue the
+    next batch, so the GPU does not idle while the host converts and encodes (video)."""
     x = x.permute(0, 2, 3, 1)
     if not layout.batched:
         x = x[0]
@@ -115,13 +123,24 @@ def from_batch(x: torch.Tensor, layout: Layout):
     else:
         x = x.movedim(-1, layout.channel_axis)
     if layout.is_torch:
-        return x.to(device=layout.device, dtype=layout.dtype)
+        out = x.to(device=layout.device, dtype=layout.dtype)
+        return lambda: out
     # Cast where the data is (a GPU sends a quarter of the bytes back for 8-bit images);
     # the values are already rounded and clipped, so this equals numpy's cast.
     target = _TORCH_DTYPES.get(np.dtype(layout.dtype))
     if target is not None:
         x = x.to(target)
-    return x.cpu().numpy().astype(layout.dtype, copy=False)
+    if x.device.type == "cuda":
+        host = x.to("cpu", non_blocking=True)  # into pinned memory, queued behind the network
+        copied = torch.cuda.Event()
+        copied.record()
+
+        def finish():
+            copied.synchronize()
+            return host.numpy().astype(layout.dtype, copy=False)
+        return finish
+    out = x.cpu().numpy().astype(layout.dtype, copy=False)
+    return lambda: out
 
 
 # numpy dtypes whose torch twins every device casts to (uint16 and others are cast by numpy).
@@ -135,10 +154,10 @@ def value_map(x: torch.Tensor, dtype, value_range=None) -> ValueMap:
     is_float = (dtype.is_floating_point if isinstance(dtype, torch.dtype) else np.dtype(dtype).kind == "f")
     info = None if is_float else (torch.iinfo(dtype) if isinstance(dtype, torch.dtype) else np.iinfo(dtype))
     clip = None if is_float else (float(info.min), float(info.max))
-    if value_range is not None:
-        low, high = (torch.full((n,), float(v)) for v in value_range)
+    if value_range is not None:  # made where x is: a copy to a GPU would wait for its queue
+        low, high = (torch.full((n,), float(v), device=x.device) for v in value_range)
     elif info is not None and info.bits == 8 and info.min == 0:
-        low, high = torch.zeros(n), torch.full((n,), 255.0)
+        low, high = torch.zeros(n, device=x.device), torch.full((n,), 255.0, device=x.device)
     else:
         finite = [img[torch.isfinite(img)] for img in x.reshape(n, -1).cpu()]
         if any(f.numel() == 0 for f in finite):

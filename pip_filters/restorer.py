@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,9 +40,30 @@ class Prompt:
 
     weights: torch.Tensor  # (5,)
     levels: list[torch.Tensor] | None = None
+    _copies: dict = field(default_factory=dict, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, float]:
         return weights_to_dict(self.weights)
+
+    def weights_on(self, device: torch.device) -> torch.Tensor:
+        """The weights on ``device``, copied once: a copy per batch would make the host wait
+        for the GPU's queue to empty."""
+        key = str(device)
+        if key not in self._copies:
+            self._copies[key] = self.weights.to(device)
+        return self._copies[key]
+
+
+class Pending:
+    """A restore whose result may still be on its way back from the GPU: ``result()`` waits."""
+
+    def __init__(self, finish: Callable[[], object]):
+        self._finish, self._result = finish, None
+
+    def result(self):
+        if self._finish is not None:
+            self._result, self._finish = self._finish(), None
+        return self._result
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -152,6 +173,16 @@ class Restorer:
         robust percentiles per image). on_progress(done, total) is called per tile or image and
         may raise to cancel.
         """
+        return self.submit(image, task, strength, tile, overlap, channel_axis, prompt, value_range,
+                           batch_size, on_progress).result()
+
+    def submit(self, image, task="auto", strength: float = 1.0, tile: int | None = None, overlap: int = 32,
+               channel_axis=arrays.AUTO, prompt: Prompt | None = None, value_range=None,
+               batch_size: int = 4, on_progress: Callable[[int, int], None] | None = None) -> Pending:
+        """``restore`` without waiting for the GPU: the work is queued and ``result()`` of the
+        returned ``Pending`` gives the image. Submit the next batch before taking the result of
+        this one and the GPU computes while the host prepares and consumes batches (the video
+        filter does). On a CPU the work is done before this returns."""
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength must be between 0 and 1, got {strength}")
         raw, layout = arrays.to_batch(image, channel_axis, dtype=None)
@@ -159,15 +190,16 @@ class Restorer:
         # bytes) and is converted there, when the whole batch fits; otherwise on the host.
         batch = arrays.to_device(raw, self._work_device(raw.shape, tile)).to(torch.float32)
         values = arrays.value_map(batch, layout.dtype, value_range)
-        finite = torch.isfinite(batch)
-        unit = values.forward(torch.where(finite, batch, values.low.view(-1, 1, 1, 1)))
+        finite = None if values.integer else torch.isfinite(batch)  # integers are all finite
+        unit = values.forward(batch if finite is None else torch.where(finite, batch, values.low.view(-1, 1, 1, 1)))
         rgb, rebuild = _split_channels(unit)
         restored = self._restore_rgb(rgb, task, prompt, tile, overlap, batch_size, on_progress)
         out = rebuild(restored)
         out = unit + float(strength) * (out - unit)
         out = values.inverse(out)
-        out = torch.where(finite, out, batch)  # NaN and inf stay where they were
-        return arrays.from_batch(out, layout)
+        if finite is not None:
+            out = torch.where(finite, out, batch)  # NaN and inf stay where they were
+        return Pending(arrays.start_from_batch(out, layout))
 
     def detect(self, image, channel_axis=arrays.AUTO):
         """The sensor's reading of what is wrong: {task: weight} summing to 1 (a list for a batch)."""
@@ -238,7 +270,7 @@ class Restorer:
         for index, start in enumerate(chunks):
             images = rgb[start:start + batch_size]
             if prompt is not None:
-                weights, levels = prompt.weights.expand(len(images), -1), prompt.levels
+                weights, levels = prompt.weights_on(self.device).expand(len(images), -1), prompt.levels
             else:
                 # Untiled, the network computes the prompts in the same encoder pass it restores
                 # with; tiles get them from the whole image first (in _run_chunk).

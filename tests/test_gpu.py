@@ -77,3 +77,26 @@ def test_fp16_and_graphs_match_fp32():
         for _ in range(3):  # CUDA graphs are recorded after warm-up calls
             b = fast.restore(frames, prompt=prompt)
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 0.5
+
+
+def test_submitting_a_video_batch_does_not_wait_for_the_gpu(pair):
+    _, gpu = pair
+    frames = _frames()
+    prompt = gpu.prompt(frames[0])
+    expected = gpu.restore(frames, prompt=prompt)  # also warms up (cuDNN plans, the prompt's copy)
+    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
+    try:
+        pending = gpu.submit(frames, prompt=prompt)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert np.array_equal(pending.result(), expected)
+
+
+def test_batches_in_flight_come_back_each_with_its_own_frames(pair):
+    _, gpu = pair
+    batches = [_frames(seed=s) for s in range(3)]
+    prompt = gpu.prompt(batches[0][0])
+    one_by_one = [gpu.restore(b, prompt=prompt) for b in batches]
+    pending = [gpu.submit(b, prompt=prompt) for b in batches]  # all queued before any result
+    for p, expected in zip(pending, one_by_one):
+        assert np.array_equal(p.result(), expected)

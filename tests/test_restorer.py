@@ -142,6 +142,17 @@ def test_prompt_reuse_gives_the_same_result_as_recomputing(tiny):
         tiny.prompt("auto")
 
 
+def test_submitted_batches_give_what_restore_gives(tiny):
+    batches = [rng.integers(0, 256, (2, 40, 56, 3), dtype=np.uint8) for _ in range(2)]
+    prompt = tiny.prompt(batches[0][0])
+    pending = [tiny.submit(b, prompt=prompt) for b in batches]  # both queued before any result
+    for p, batch in zip(pending, batches):
+        result = p.result()
+        assert result.dtype == np.uint8 and result.shape == batch.shape
+        assert np.array_equal(result, tiny.restore(batch, prompt=prompt))
+        assert p.result() is result
+
+
 def test_untrained_models_are_refused_without_opt_in():
     # pip-restormer ships no weights: it loads only when the caller accepts random weights.
     with pytest.raises(pip_filters.UntrainedModelError, match="allow_untrained"):

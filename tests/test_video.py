@@ -14,6 +14,7 @@ from pip_filters.video.pipeline import Interrupted, Options, restore_video  # no
 from pip_filters.video.probe import VideoError, probe  # noqa: E402
 from pip_filters.video.sampling import sample_frames  # noqa: E402
 from pip_filters.video.scenes import SceneCuts  # noqa: E402
+from pip_filters.restorer import Pending  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
@@ -264,8 +265,8 @@ class Identity:
     def prompt(self, image, task="auto"):
         return None
 
-    def restore(self, frames, **_):
-        return frames
+    def submit(self, frames, **_):
+        return Pending(lambda: frames)
 
 
 def test_real_clip_whole_length_frames_audio_duration(real_clip, tmp_path):
@@ -296,11 +297,11 @@ class CtrlC(Identity):
 
     calls = 0
 
-    def restore(self, frames, **kw):
+    def submit(self, frames, **kw):
         self.calls += 1
         if self.calls == 3:
             raise KeyboardInterrupt
-        return super().restore(frames, **kw)
+        return super().submit(frames, **kw)
 
 
 def test_ctrl_c_keeps_finished_segments_and_resumes(tmp_path):

@@ -23,6 +23,7 @@ import torch
 
 import pip_filters
 from pip_filters.hardware import cpu_name
+from pip_filters.restorer import Pending
 
 from .pipeline import Options, restore_video
 from .probe import probe
@@ -43,8 +44,8 @@ class CodecOnly:
     def detect(self, image):
         return {t: 0.2 for t in pip_filters.TASKS}
 
-    def restore(self, frames, **_):
-        return frames
+    def submit(self, frames, **_):
+        return Pending(lambda: frames)
 
 
 def synthetic_clip(path: Path, frames: int, size=(640, 480)) -> Path:

@@ -306,48 +306,70 @@ def _restore_stage(restorer, info, options, task, inp, out, stop, summary):
     cuts = SceneCuts(options.scene_threshold) if options.scene_threshold else None
     value_range = (0, 65535) if info.bit_depth > 8 else None
     batch, prompt, since = [], None, 0
+    in_flight = None  # (frames, Pending): the batch the GPU computes while the next one gathers
+
+    def hand_on():
+        nonlocal in_flight
+        if in_flight is not None:
+            (items, pending), in_flight = in_flight, None
+            for (index, pts, duration, _), rgb in zip(items, pending.result()):
+                _put(out, (index, pts, duration, stored(rgb, info.rotation)), stop)
 
     def flush():
-        if not batch:
-            return
-        frames = np.stack([b[3] for b in batch])
-        if per_frame:  # the no-reuse baseline: every frame gets its own prompt
-            restored = restorer.restore(frames, task=task, strength=options.strength,
-                                        batch_size=options.batch_size, value_range=value_range)
-            summary.refreshes += len(batch)
-        else:
-            restored = restorer.restore(frames, prompt=prompt, strength=options.strength,
-                                        batch_size=options.batch_size, value_range=value_range)
-        for (index, pts, duration, _), rgb in zip(batch, restored):
-            _put(out, (index, pts, duration, stored(rgb, info.rotation)), stop)
-        batch.clear()
+        """Queue the gathered batch, then hand on the one before it: the host waits for the
+        GPU only when the next batch is already queued behind it."""
+        nonlocal in_flight
+        queued = None
+        if batch:
+            frames = np.stack([b[3] for b in batch])
+            if per_frame:  # the no-reuse baseline: every frame gets its own prompt
+                pending = restorer.submit(frames, task=task, strength=options.strength,
+                                          batch_size=options.batch_size, value_range=value_range)
+                summary.refreshes += len(batch)
+            else:
+                pending = restorer.submit(frames, prompt=prompt, strength=options.strength,
+                                          batch_size=options.batch_size, value_range=value_range)
+            queued = (list(batch), pending)
+            batch.clear()
+        hand_on()
+        in_flight = queued
 
-    while True:
-        item = _get(inp, stop)
-        if item[0] is None:
-            flush()
-            _put(out, item, stop)
-            return
-        index, pts, duration, rgb = item
-        rgb = upright(rgb, info.rotation)
-        segment_start = index % options.segment_frames == 0
-        refresh = segment_start or prompt is None
-        if cuts is not None:
-            if segment_start:
-                cuts.reset(rgb)
-            elif cuts.is_cut(rgb):
-                summary.cuts += 1
+    try:
+        while True:
+            item = _get(inp, stop)
+            if item[0] is None:
+                flush()
+                hand_on()
+                _put(out, item, stop)
+                return
+            index, pts, duration, rgb = item
+            rgb = upright(rgb, info.rotation)
+            segment_start = index % options.segment_frames == 0
+            refresh = segment_start or prompt is None
+            if cuts is not None:
+                if segment_start:
+                    cuts.reset(rgb)
+                elif cuts.is_cut(rgb):
+                    summary.cuts += 1
+                    refresh = True
+            if options.prompt_refresh > 1 and since >= options.prompt_refresh:
                 refresh = True
-        if options.prompt_refresh > 1 and since >= options.prompt_refresh:
-            refresh = True
-        if batch and (segment_start or len(batch) >= options.batch_size or (refresh and not per_frame)):
-            flush()
-        if refresh and not per_frame:
-            prompt = restorer.prompt(rgb, task=task)
-            summary.refreshes += 1
-            since = 0
-        batch.append((index, pts, duration, rgb))
-        since += 1
+            if batch and (segment_start or len(batch) >= options.batch_size or (refresh and not per_frame)):
+                flush()
+            if refresh and not per_frame:
+                prompt = restorer.prompt(rgb, task=task)
+                summary.refreshes += 1
+                since = 0
+            batch.append((index, pts, duration, rgb))
+            since += 1
+    except (KeyboardInterrupt, Interrupted):
+        # Stopped by the user between batches: the batch already computed still reaches the
+        # encoder, so its segment can finish and is kept for --resume.
+        try:
+            hand_on()
+        except BaseException:
+            pass
+        raise
 
 
 def _encode_stage(info, settings, options, work, inp, stop, bar, encoded, stop_after_segments):
