@@ -86,12 +86,14 @@ def to_unit(plane: np.ndarray, value_range) -> np.ndarray:
     return np.clip((plane - lo) / (hi - lo), 0.0, 1.0)
 
 
-def restore_plane(restorer, plane: np.ndarray, rgb: bool, prompt, strength: float, tile, value_range,
-                  on_progress=None) -> np.ndarray:
+def submit_plane(restorer, plane: np.ndarray, rgb: bool, prompt, strength: float, tile, value_range,
+                 on_progress=None):
+    """Queue one plane's restoration (``.result()`` gives it): on a GPU the next plane can be
+    read and queued while this one is computed."""
     overlap = min(32, tile // 4) if tile else 32  # the core wants overlap < tile / 2
-    return restorer.restore(np.asarray(plane), prompt=prompt, strength=strength, tile=tile, overlap=overlap,
-                            channel_axis=-1 if rgb else None, value_range=value_range,
-                            on_progress=on_progress)
+    return restorer.submit(np.asarray(plane), prompt=prompt, strength=strength, tile=tile, overlap=overlap,
+                           channel_axis=-1 if rgb else None, value_range=value_range,
+                           on_progress=on_progress)
 
 
 def restore_eager(restorer, data, rgb: bool, prompt, strength: float, tile, value_range,
@@ -103,6 +105,7 @@ def restore_eager(restorer, data, rgb: bool, prompt, strength: float, tile, valu
     count = int(np.prod(lead)) if lead else 1
     per_plane = [1]  # tiles per plane, known after the first tile
     out = np.empty(data.shape, data.dtype)
+    in_flight = None  # (index, Pending): the plane computed while the next one is read and queued
     for number, index in enumerate(np.ndindex(*lead)):
         if report:
             report(number * per_plane[0], count * per_plane[0])  # also the cancel check per plane
@@ -112,7 +115,12 @@ def restore_eager(restorer, data, rgb: bool, prompt, strength: float, tile, valu
             if report:
                 report(number * total + done, count * total)
 
-        out[index] = restore_plane(restorer, data[index], rgb, prompt, strength, tile, value_range, on_progress)
+        queued = (index, submit_plane(restorer, data[index], rgb, prompt, strength, tile, value_range, on_progress))
+        if in_flight is not None:
+            out[in_flight[0]] = in_flight[1].result()
+        in_flight = queued
+    if in_flight is not None:
+        out[in_flight[0]] = in_flight[1].result()
     return out
 
 
@@ -127,7 +135,7 @@ def restore_lazy(restorer, data, rgb: bool, prompt, strength: float, tile, value
     def restore_block(block: np.ndarray) -> np.ndarray:
         out = np.empty(block.shape, block.dtype)
         for index in np.ndindex(*block.shape[: len(lead)]):
-            out[index] = restore_plane(restorer, block[index], rgb, prompt, strength, tile, value_range)
+            out[index] = submit_plane(restorer, block[index], rgb, prompt, strength, tile, value_range).result()
         return out
 
     return array.map_blocks(restore_block, dtype=array.dtype, meta=np.empty((0,) * array.ndim, array.dtype))
