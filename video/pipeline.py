@@ -362,9 +362,11 @@ def _restore_stage(restorer, info, options, task, inp, out, stop, summary):
                 since = 0
             batch.append((index, pts, duration, rgb))
             since += 1
-    except (KeyboardInterrupt, Interrupted):
-        # Stopped by the user between batches: the batch already computed still reaches the
-        # encoder, so its segment can finish and is kept for --resume.
+    except _Stop:
+        raise
+    except BaseException:
+        # Stopped by the user, or the model failed on a later batch: the batch already computed
+        # still reaches the encoder, so its segment can finish and is kept for --resume.
         try:
             hand_on()
         except BaseException:
