@@ -71,9 +71,9 @@ def _init_line(meta: dict) -> str:
 
     here = start.get("validation_here")
     return (f"\n- Started from trained weights `{start['file']}` (sha256 `{start['sha256'][:12]}...`, {start['steps']} steps"
-            f" before this run; its validation as recorded then: {listed(start.get('validation_synthetic', {}))}"
+            f" in its own last run; its validation as recorded then: {listed(start.get('validation_synthetic', {}))}"
             + (f"; on this run's validation set at the start: {listed(here)}" if here else "")
-            + "); the iterations above count this run only.")
+            + "); the iterations above count this run only, the sessions table every run.")
 
 
 def model_card(spec, meta: dict, digest: str) -> str:
