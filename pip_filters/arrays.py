@@ -106,15 +106,11 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device)
 
 
-def from_batch(x: torch.Tensor, layout: Layout):
-    """The inverse of ``to_batch`` for a batch of the same size (already mapped to input values)."""
-    return start_from_batch(x, layout)()
-
-
 def start_from_batch(x: torch.Tensor, layout: Layout) -> Callable[[], object]:
-    """``from_batch`` in two halves: this call queues the copy back from a GPU without waiting
-    for it; the function it returns waits and gives the result. Meanwhile the host can queue the
-    next batch, so the GPU does not idle while the host converts and encodes (video)."""
+    """The inverse of ``to_batch`` for a batch of the same size (already mapped to input values),
+    in two halves: this call queues the copy back from a GPU without waiting for it; the function
+    it returns waits and gives the result. Meanwhile the host can queue the next batch, so the GPU
+    does not idle while the host converts and encodes (video)."""
     x = x.permute(0, 2, 3, 1)
     if not layout.batched:
         x = x[0]

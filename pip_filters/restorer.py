@@ -40,7 +40,7 @@ class Prompt:
 
     weights: torch.Tensor  # (5,)
     levels: list[torch.Tensor] | None = None
-    _copies: dict = field(default_factory=dict, repr=False, compare=False)
+    _copies: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, float]:
         return weights_to_dict(self.weights)

@@ -321,14 +321,11 @@ def _restore_stage(restorer, info, options, task, inp, out, stop, summary):
         nonlocal in_flight
         queued = None
         if batch:
-            frames = np.stack([b[3] for b in batch])
-            if per_frame:  # the no-reuse baseline: every frame gets its own prompt
-                pending = restorer.submit(frames, task=task, strength=options.strength,
-                                          batch_size=options.batch_size, value_range=value_range)
-                summary.refreshes += len(batch)
-            else:
-                pending = restorer.submit(frames, prompt=prompt, strength=options.strength,
-                                          batch_size=options.batch_size, value_range=value_range)
+            # per_frame is the no-reuse baseline: every frame gets its own prompt
+            how = {"task": task} if per_frame else {"prompt": prompt}
+            pending = restorer.submit(np.stack([b[3] for b in batch]), **how, strength=options.strength,
+                                      batch_size=options.batch_size, value_range=value_range)
+            summary.refreshes += len(batch) if per_frame else 0
             queued = (list(batch), pending)
             batch.clear()
         hand_on()
