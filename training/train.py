@@ -76,23 +76,40 @@ def apply_overrides(cfg: dict, assignments: list[str]) -> dict:
     return cfg
 
 
-def build_data(data: dict, root: Path, device, seed: int, rank: int):
+def _splits(data: dict, root: Path):
+    """The training and held-out clean files and low-light stems (the same split every run)."""
     clean_files = [f for folder in data["clean"] for f in list_images(root / folder)]
     train_clean, val_clean = split_files(clean_files, data["val_fraction"], seed=0)
-    train_pairs = val_pairs = None
+    train_stems = val_stems = None
     if data.get("lowlight_pairs"):
-        pair_root = root / data["lowlight_pairs"]
-        stems = [p.stem for p in list_images(pair_root / "target")]
+        stems = [p.stem for p in list_images(root / data["lowlight_pairs"] / "target")]
         train_stems, val_stems = split_files(stems, data["val_fraction"], seed=0)
-        train_pairs = PairedBank(pair_root / "input", pair_root / "target", device, stems=train_stems)
-        val_pairs = PairedBank(pair_root / "input", pair_root / "target", device, stems=val_stems)
     kernels = load_kernels(root / data["kernels"]) if data.get("kernels") else None
-    train = TrainingBatcher(ImageBank(train_clean, device), train_pairs, kernels, crop=data["crop"],
-                            device=device, seed=seed + 1000 * rank)
-    # A fixed validation set from the held-out part of train/ (test/ is never used here).
-    val = TrainingBatcher(ImageBank(val_clean, device), val_pairs, kernels, crop=data["crop"], device=device, seed=12345)
-    val_batches = [val.next(40) for _ in range(4)]
-    return train, val_batches, {"train_clean": len(train_clean), "val_clean": len(val_clean)}
+    return (train_clean, train_stems), (val_clean, val_stems), kernels
+
+
+def _batcher(data: dict, root: Path, files, stems, kernels, device, **options) -> TrainingBatcher:
+    pairs = None
+    if stems is not None:
+        pair_root = root / data["lowlight_pairs"]
+        pairs = PairedBank(pair_root / "input", pair_root / "target", device, stems=stems)
+    return TrainingBatcher(ImageBank(files, device), pairs, kernels, device=device, **options)
+
+
+def validation_batches(data: dict, root: Path, device, crop: int | None = None, count: int = 4) -> list:
+    """A fixed validation set from the held-out part of train/ (test/ is never used here): ``count``
+    batches of 40 crops, every task equally often, ``crop`` px (the training crop by default)."""
+    _, (val_clean, val_stems), kernels = _splits(data, root)
+    val = _batcher(data, root, val_clean, val_stems, kernels, device, crop=crop or data["crop"], seed=12345)
+    return [val.next(40) for _ in range(count)]
+
+
+def build_data(data: dict, root: Path, device, seed: int, rank: int):
+    (train_clean, train_stems), (val_clean, _), kernels = _splits(data, root)
+    # task_probs shifts training effort between tasks; validation stays balanced, so runs compare.
+    train = _batcher(data, root, train_clean, train_stems, kernels, device, task_probs=data.get("task_probs"),
+                     crop=data["crop"], seed=seed + 1000 * rank)
+    return train, validation_batches(data, root, device), {"train_clean": len(train_clean), "val_clean": len(val_clean)}
 
 
 @torch.no_grad()
