@@ -72,3 +72,20 @@ def test_reused_prompts_give_the_same_output_as_computing_them():
         prompts = model.universal_prompts(x, w)
         assert [p.shape[-1] for p in prompts] == get_spec("pip-nafnet-t").config["prompt_sizes"]
         torch.testing.assert_close(model(x, w, prompts), model(x, w))
+
+
+def test_sensor_sharpness_scales_auto_weights_and_old_weights_read_as_plain_softmax():
+    model = build_model(get_spec("pip-nafnet-t").config).eval()
+    model.sensor.head.bias.data = torch.tensor([0.5, 0.2, 0.0, 0.0, -0.2])  # an opinion, hedged
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        plain = model.detect(x)
+        model.sensor.sharpness.fill_(8.0)
+        sharp = model.detect(x)
+    assert torch.allclose(sharp.sum(-1), torch.ones(2))
+    assert torch.equal(sharp.argmax(-1), plain.argmax(-1)) and (sharp.max(-1).values > plain.max(-1).values).all()
+    saved_before = {k: v for k, v in model.state_dict().items() if k != "sensor.sharpness"}
+    model.load_state_dict(saved_before)
+    assert model.sensor.sharpness == 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(model.detect(x), plain)

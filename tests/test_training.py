@@ -107,19 +107,26 @@ def test_two_process_distributed_training_with_gloo(setup, tmp_path):
 
 
 def test_sensor_finetune_trains_only_the_sensor(setup, tmp_path):
-    from pip_filters.training.finetune_sensor import main as finetune
+    from pip_filters.training.finetune_sensor import SHARPNESS_GRID, main as finetune
 
     root, config = setup
     weights = tmp_path / "pip-nafnet-t.safetensors"
     shutil.copy(pip_filters.MODELS["pip-nafnet-t"].weights_path, weights)
     before = load_file(str(weights))
-    finetune([str(config), "--weights", str(weights), "--data", str(root), "--steps", "3", "--lr", "0.05"])
+    finetune([str(config), "--weights", str(weights), "--data", str(root), "--steps", "3", "--lr", "0.05",
+              "--calibration-crop", "48", "--calibration-batches", "1"])
     after = load_file(str(weights))
     for name, tensor in before.items():
         if not name.startswith("sensor."):
             assert torch.equal(tensor, after[name]), name
     restorer = pip_filters.load(weights=weights, device="cpu")
-    assert "sensor_finetune" in restorer.info and "pip-finetune-sensor" in (tmp_path / "pip-nafnet-t.md").read_text()
+    card = (tmp_path / "pip-nafnet-t.md").read_text()
+    assert "sensor_finetune" in restorer.info and "pip-finetune-sensor" in card
+    # The sharpness task="auto" uses was picked from the grid by restoring held-out crops.
+    tune = restorer.info["sensor_finetune"]
+    assert float(after["sensor.sharpness"]) == tune["sharpness"] and tune["sharpness"] in SHARPNESS_GRID
+    assert set(tune["auto_psnr_by_sharpness"]) == {"true task"} | {str(s) for s in SHARPNESS_GRID}
+    assert "sharpness" in card
 
 
 def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):

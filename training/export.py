@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from pip_filters.models import build_model, count_parameters
 from pip_filters.registry import WEIGHTS_DIR, get_spec
+from pip_filters.tasks import TASKS
 from pip_filters.weights_io import save_weights
 
 from .checkpoint import read_run
@@ -58,7 +59,17 @@ def _sensor_line(meta: dict) -> str:
     if not tune:
         return ""
     return (f"\n- Sensor fine-tuned afterwards with the restoration network frozen (pip-finetune-sensor): {tune['steps']}"
-            f" steps, batch {tune['batch']}; validation accuracy {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}.")
+            f" steps, batch {tune['batch']}; validation accuracy {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}."
+            + _sharpness_text(tune))
+
+
+def _sharpness_text(tune: dict) -> str:
+    scores = tune.get("auto_psnr_by_sharpness")
+    if not scores:
+        return ""
+    rows = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in scores.items())
+    return (f" Sensor sharpness (logit scale of task=\"auto\") {tune['sharpness']:g}, the best mean of the"
+            f" PSNR per task on {tune.get('calibration', 'held-out crops')} ({', '.join(TASKS)}) restored with the sensor's weights; by sharpness: {rows}.")
 
 
 def _init_line(meta: dict) -> str:

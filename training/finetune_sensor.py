@@ -5,7 +5,8 @@ restoration network frozen. The sensor is 66k parameters on 128 px crops, so thi
 
 Reads the model's weights from the package (or --weights), trains the sensor on the same
 synthetic and real training data as pip-train, keeps the sensor with the best accuracy on the
-held-out validation split of train/, and writes the weights back with the session recorded.
+held-out validation split of train/, then picks the sensor's sharpness (the logit scale of
+task="auto") by restoring photo-sized held-out crops, and writes the weights back with the session recorded.
 """
 
 from __future__ import annotations
@@ -23,16 +24,44 @@ import torch.nn.functional as F
 
 from pip_filters.hardware import device_name
 from pip_filters.registry import WEIGHTS_DIR, get_spec
+from pip_filters.tasks import TASKS
 from pip_filters.weights_io import load_weights
 
 from .export import write_release
-from .train import build_data
+from .train import build_data, validation_batches
+
+
+SHARPNESS_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 @torch.no_grad()
 def accuracy(sensor, batches) -> float:
     correct = sum(int((sensor(degraded).argmax(-1) == ids).sum()) for degraded, _, ids in batches)
     return correct / sum(len(ids) for _, _, ids in batches)
+
+
+@torch.no_grad()
+def task_psnr(model, batches, weights_of) -> list[float]:
+    """Mean PSNR per task of restoring the batches with ``weights_of(degraded, ids)`` as the prompt."""
+    total, count = torch.zeros(len(TASKS), dtype=torch.float64), torch.zeros(len(TASKS), dtype=torch.float64)
+    for degraded, clean, ids in batches:
+        restored = model(degraded, weights_of(degraded, ids)).float().clamp(0, 1)
+        psnr = (-10 * torch.log10(((restored - clean) ** 2).mean((1, 2, 3)).clamp_min(1e-10))).double()
+        total.index_add_(0, ids, psnr)
+        count.index_add_(0, ids, torch.ones_like(psnr))
+    return [round(float(v), 3) for v in total / count.clamp_min(1)]
+
+
+def calibrate_sharpness(model, batches) -> tuple[float, dict]:
+    """The sensor's logit scale that restores the held-out images best in task="auto" (mean PSNR over
+    tasks, each task weighing the same); the smallest scale wins a tie. Returns it and every score."""
+    model.eval()
+    scores = {"true task": task_psnr(model, batches, lambda d, ids: F.one_hot(ids, len(TASKS)).float())}
+    for sharpness in SHARPNESS_GRID:
+        scores[sharpness] = task_psnr(model, batches, lambda d, ids: (model.sensor(d).float() * sharpness).softmax(-1))
+        print(f"sharpness {sharpness:g}: auto PSNR {scores[sharpness]} (true task {scores['true task']})", flush=True)
+    best = max(SHARPNESS_GRID, key=lambda s: (round(sum(scores[s]) / len(TASKS), 3), -s))
+    return best, scores
 
 
 def main(argv=None):
@@ -45,6 +74,10 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--term-lr-scale", "--colour-lr-scale", dest="term_lr_scale", type=float, default=10.0,
                         help="learning-rate factor for the hand-made colour and noise terms")
+    parser.add_argument("--calibration-crop", type=int, default=320,
+                        help="side of the held-out images the sharpness is picked on: photo-sized, so the sensor"
+                             " averages nine 128 px views as it does on a photo")
+    parser.add_argument("--calibration-batches", type=int, default=2, help="batches of 40 held-out images")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -86,6 +119,10 @@ def main(argv=None):
                 best, best_state = acc, {k: v.clone() for k, v in sensor.state_dict().items()}
             print(f"step {step} loss {loss.item():.4f} val accuracy {acc:.4f} (best {best:.4f})", flush=True)
     sensor.load_state_dict(best_state)
+    calibration = validation_batches(cfg["data"], Path(root), torch.device("cpu"), crop=args.calibration_crop,
+                                     count=args.calibration_batches)
+    sharpness, scores = calibrate_sharpness(model, calibration)
+    sensor.sharpness.fill_(sharpness)
     meta = header["metadata"]
     minutes = round((time.time() - started) / 60, 2)
     command = shlex.join(["pip-finetune-sensor"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])])
@@ -94,9 +131,12 @@ def main(argv=None):
     meta["history"]["wall_minutes"] = round(meta["history"]["wall_minutes"] + minutes, 2)
     meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(best, 4)
     meta["sensor_finetune"] = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "term_lr_scale": args.term_lr_scale,
-                               "val_accuracy_before": round(before, 4), "val_accuracy_after": round(best, 4)}
+                               "val_accuracy_before": round(before, 4), "val_accuracy_after": round(best, 4),
+                               "sharpness": sharpness, "calibration": f"{40 * args.calibration_batches} held-out"
+                               f" {args.calibration_crop} px crops, every task equally often",
+                               "auto_psnr_by_sharpness": {str(k): v for k, v in scores.items()}}
     out = write_release(args.weights.parent if args.weights else WEIGHTS_DIR, spec, model.state_dict(), header["config"], meta)
-    print(f"sensor accuracy {before:.4f} -> {best:.4f}; wrote {out}")
+    print(f"sensor accuracy {before:.4f} -> {best:.4f}, sharpness {sharpness:g}; wrote {out}")
 
 
 if __name__ == "__main__":

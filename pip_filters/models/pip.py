@@ -145,7 +145,7 @@ class PIPNet(nn.Module):
 
     def detect(self, x: torch.Tensor) -> torch.Tensor:
         """Task weights (B x 5, rows sum to 1) that the sensor reads from the degraded input."""
-        return self.sensor(x).float().softmax(-1)
+        return self.sensor.task_weights(x)
 
     def universal_prompts(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Per-level S x S prompts for ``x``: compute once, reuse with ``forward(..., prompts=)``."""

@@ -68,6 +68,10 @@ class DegradationSensor(nn.Module):
         self.noise = nn.Linear(1, num_tasks, bias=False)
         nn.init.zeros_(self.colour.weight)
         nn.init.zeros_(self.noise.weight)
+        # Logit scale for task="auto". The network is trained on one-hot prompts only, so a soft
+        # mixture the classifier hedges with (0.8 denoise, 0.2 derain) is a prompt it never saw;
+        # pip-finetune-sensor picks this scale by restoring held-out crops (1 = plain softmax).
+        self.register_buffer("sharpness", torch.ones(1))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Weights saved before a hand-made term existed load as if its weight were zero: same output.
@@ -75,6 +79,9 @@ class DegradationSensor(nn.Module):
             key = f"{prefix}{term}.weight"
             if key not in state_dict and prefix + "head.weight" in state_dict:
                 state_dict[key] = torch.zeros_like(getattr(self, term).weight)
+        # ... and weights saved before the calibrated sharpness read as the plain softmax.
+        if prefix + "sharpness" not in state_dict and prefix + "head.weight" in state_dict:
+            state_dict[prefix + "sharpness"] = torch.ones(1)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,3 +105,7 @@ class DegradationSensor(nn.Module):
                   + self.colour(colour.to(self.colour.weight.dtype)).float()
                   + self.noise(noise.to(self.noise.weight.dtype)).float())
         return logits.reshape(b, -1, logits.shape[-1]).mean(1)
+
+    def task_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The weights task="auto" uses: the calibrated softmax of the logits (B x 5, rows sum to 1)."""
+        return (self(x).float() * self.sharpness.float()).softmax(-1)
