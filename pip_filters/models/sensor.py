@@ -1,5 +1,5 @@
 """The degradation sensor: a light classifier that tells which of the five degradations an
-input shows. Its softmax is the task weight vector used for ``task="auto"``.
+input shows. Its softmax (logits scaled by a calibrated sharpness) is the task weight vector of ``task="auto"``.
 
 It looks at native-resolution crops (noise, rain and blur vanish when an image is downscaled)
 and averages the logits of up to ``max_crops`` crops spread over the image, so a 128 px training
