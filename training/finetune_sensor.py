@@ -28,28 +28,10 @@ from pip_filters.tasks import TASKS
 from pip_filters.weights_io import load_weights
 
 from .export import write_release
-from .train import build_data, validation_batches
+from .train import build_data, sensor_accuracy, task_psnr, validation_batches
 
 
 SHARPNESS_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-
-
-@torch.no_grad()
-def accuracy(sensor, batches) -> float:
-    correct = sum(int((sensor(degraded).argmax(-1) == ids).sum()) for degraded, _, ids in batches)
-    return correct / sum(len(ids) for _, _, ids in batches)
-
-
-@torch.no_grad()
-def task_psnr(model, batches, weights_of) -> list[float]:
-    """Mean PSNR per task of restoring the batches with ``weights_of(degraded, ids)`` as the prompt."""
-    total, count = torch.zeros(len(TASKS), dtype=torch.float64), torch.zeros(len(TASKS), dtype=torch.float64)
-    for degraded, clean, ids in batches:
-        restored = model(degraded, weights_of(degraded, ids)).float().clamp(0, 1)
-        psnr = (-10 * torch.log10(((restored - clean) ** 2).mean((1, 2, 3)).clamp_min(1e-10))).double()
-        total.index_add_(0, ids, psnr)
-        count.index_add_(0, ids, torch.ones_like(psnr))
-    return [round(float(v), 3) for v in total / count.clamp_min(1)]
 
 
 def calibrate_sharpness(model, batches) -> tuple[float, dict]:
@@ -102,7 +84,7 @@ def main(argv=None):
     optimizer = torch.optim.AdamW([{"params": rest, "lr_scale": 1.0},
                                    {"params": term_weights, "lr_scale": args.term_lr_scale, "weight_decay": 0.0}],
                                   lr=args.lr, weight_decay=1e-4)
-    best = before = accuracy(sensor.eval(), val_batches)
+    best = before = sensor_accuracy(sensor.eval(), val_batches)
     best_state = {k: v.clone() for k, v in sensor.state_dict().items()}
     print(f"validation accuracy before: {before:.4f}", flush=True)
     for step in range(1, args.steps + 1):
@@ -114,7 +96,7 @@ def main(argv=None):
         loss.backward()
         optimizer.step()
         if step % 100 == 0 or step == args.steps:
-            acc = accuracy(sensor.eval(), val_batches)
+            acc = sensor_accuracy(sensor.eval(), val_batches)
             if acc > best:
                 best, best_state = acc, {k: v.clone() for k, v in sensor.state_dict().items()}
             print(f"step {step} loss {loss.item():.4f} val accuracy {acc:.4f} (best {best:.4f})", flush=True)

@@ -113,22 +113,34 @@ def build_data(data: dict, root: Path, device, seed: int, rank: int):
 
 
 @torch.no_grad()
-def validate(model: nn.Module, batches, precision) -> dict:
-    per_task = torch.zeros(len(TASKS), dtype=torch.float64)
-    counts = torch.zeros(len(TASKS), dtype=torch.float64)
-    correct = total = 0
+def task_psnr(model: nn.Module, batches, weights_of, precision=torch.float32) -> list[float]:
+    """Mean PSNR per task of restoring the batches with ``weights_of(degraded, ids)`` as the prompt."""
+    total = torch.zeros(len(TASKS), dtype=torch.float64)
+    count = torch.zeros(len(TASKS), dtype=torch.float64)
     for degraded, clean, ids in batches:
         with torch.autocast(degraded.device.type, dtype=precision, enabled=precision != torch.float32):
-            restored = model(degraded, F.one_hot(ids, len(TASKS)).float()).float().clamp(0, 1)
-            guess = model.sensor(degraded).argmax(-1)
+            restored = model(degraded, weights_of(degraded, ids)).float().clamp(0, 1)
         mse = ((restored - clean) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
         psnr = (-10 * torch.log10(mse)).double().cpu()
-        per_task.index_add_(0, ids.cpu(), psnr)
-        counts.index_add_(0, ids.cpu(), torch.ones_like(psnr))
-        correct += int((guess == ids).sum())
+        total.index_add_(0, ids.cpu(), psnr)
+        count.index_add_(0, ids.cpu(), torch.ones_like(psnr))
+    return [round(float(v), 3) for v in total / count.clamp_min(1)]
+
+
+@torch.no_grad()
+def sensor_accuracy(sensor: nn.Module, batches, precision=torch.float32) -> float:
+    correct = total = 0
+    for degraded, _, ids in batches:
+        with torch.autocast(degraded.device.type, dtype=precision, enabled=precision != torch.float32):
+            correct += int((sensor(degraded).argmax(-1) == ids).sum())
         total += len(ids)
-    result = {f"psnr_{t}": round(float(v), 3) for t, v in zip(TASKS, per_task / counts.clamp_min(1))}
-    result["sensor_accuracy"] = round(correct / total, 4)
+    return correct / total
+
+
+def validate(model: nn.Module, batches, precision) -> dict:
+    psnr = task_psnr(model, batches, lambda degraded, ids: F.one_hot(ids, len(TASKS)).float(), precision)
+    result = {f"psnr_{t}": v for t, v in zip(TASKS, psnr)}
+    result["sensor_accuracy"] = round(sensor_accuracy(model.sensor, batches, precision), 4)
     return result
 
 
