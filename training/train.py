@@ -209,7 +209,7 @@ def main(argv=None):
     batcher, val_batches, data_info = build_data(dcfg, Path(root), device, tcfg["seed"], rank)
     spec = get_spec(cfg["model"])
     # channels_last: oneDNN (CPU) and tensor cores (GPU) both prefer it; a training step here
-    # ran 1.3-1.5x faster than in NCHW on the 2-core Xeon, with the same float32 arithmetic.
+    # ran 1.3-1.5x faster than in NCHW on the 2-core Xeon, still in float32.
     model = build_model(spec.config).to(device, memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     step_module = TrainStep(model)
