@@ -36,13 +36,17 @@ SHARPNESS_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 def calibrate_sharpness(model, batches) -> tuple[float, dict]:
     """The sensor's logit scale that restores the held-out images best in task="auto" (mean PSNR over
-    tasks, each task weighing the same); the smallest scale wins a tie. Returns it and every score."""
+    tasks, each task weighing the same); the smallest scale wins a tie. Sets it on the sensor and
+    returns it with every score."""
     model.eval()
+    sensor = model.sensor
     scores = {"true task": task_psnr(model, batches, lambda d, ids: F.one_hot(ids, len(TASKS)).float())}
     for sharpness in SHARPNESS_GRID:
-        scores[sharpness] = task_psnr(model, batches, lambda d, ids: (model.sensor(d).float() * sharpness).softmax(-1))
+        sensor.sharpness.fill_(sharpness)  # score exactly the weights task="auto" computes
+        scores[sharpness] = task_psnr(model, batches, lambda d, ids: sensor.task_weights(d))
         print(f"sharpness {sharpness:g}: auto PSNR {scores[sharpness]} (true task {scores['true task']})", flush=True)
     best = max(SHARPNESS_GRID, key=lambda s: (round(sum(scores[s]) / len(TASKS), 3), -s))
+    sensor.sharpness.fill_(best)
     return best, scores
 
 
@@ -104,7 +108,6 @@ def main(argv=None):
     calibration = validation_batches(cfg["data"], Path(root), torch.device("cpu"), crop=args.calibration_crop,
                                      count=args.calibration_batches)
     sharpness, scores = calibrate_sharpness(model, calibration)
-    sensor.sharpness.fill_(sharpness)
     meta = header["metadata"]
     minutes = round((time.time() - started) / 60, 2)
     command = shlex.join(["pip-finetune-sensor"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])])
