@@ -6,7 +6,8 @@
 #   bash tools/gpu_train.sh 8 [resume|shipped]
 #   MODELS="pip-nafnet-s" bash tools/gpu_train.sh 10 shipped   # a new schedule from the shipped weights
 # resume: from .gpu/ckpt/MODEL/last.safetensors (carry .gpu); shipped: pip-train --init with the
-# weights in pip_filters/weights.
+# weights in pip_filters/weights. EXTRA: more pip-train arguments for every model, e.g.
+#   EXTRA="--set train.lr=5e-4 --set train.seed=5" (later --set values win).
 set -u
 MINUTES=${1:-8}
 MODELS=${MODELS:-"pip-nafnet-s nafnet-s pip-nafnet-t"}
@@ -19,13 +20,17 @@ for model in $MODELS; do
   extra=(--minutes "$MINUTES")
   if [ "${2:-}" = resume ] && [ -f ".gpu/ckpt/$model/last.safetensors" ]; then extra=(--resume ".gpu/ckpt/$model/last.safetensors"); fi
   if [ "${2:-}" = shipped ]; then extra+=(--init "pip_filters/weights/$model.safetensors" --set train.warmup=100 --set train.seed=2); fi
+  read -r -a more <<< "${EXTRA:-}"
+  extra+=("${more[@]}")
   python3 -m training.train "training/configs/$model.toml" --data .gpu/data --out "$OUT/$model" \
     --stop-after "$(python3 -c "print($MINUTES + 0.4)")" "${extra[@]}" > "$OUT/$model.log" 2>&1 &
   pids+=($!)
 done
 sleep 100  # fail fast: a crash in the first steps leaves time for a fixed rerun
-for i in "${!pids[@]}"; do
-  if ! kill -0 "${pids[$i]}" 2>/dev/null; then echo "a training process died early:"; tail -n 30 "$OUT"/*.log; kill "${pids[@]}" 2>/dev/null; exit 1; fi
+for pid in "${pids[@]}"; do  # a process already done is fine if it succeeded (a short run)
+  if ! kill -0 "$pid" 2>/dev/null && ! wait "$pid"; then
+    echo "a training process died early:"; tail -n 30 "$OUT"/*.log; kill "${pids[@]}" 2>/dev/null; exit 1
+  fi
 done
 tail -n 2 "$OUT"/*.log
 wait

@@ -1,28 +1,40 @@
 """Copy the training part of ../shared/data into .gpu/data (git-ignored) small enough to carry to
-a lent GPU machine (64 MiB for the whole working tree): JPEGs as they are, PNGs as lossless WebP.
-Only train/ is packed: nothing from test/ goes near training."""
+a lent GPU machine (64 MiB for the whole working tree, the repo's own ~19 MiB included): JPEGs as
+they are, PNGs as lossless WebP. Only train/ is packed: nothing from test/ goes near training.
+  python tools/pack_gpu_data.py [--clean-every N]   # N=2: every second clean image (~45 MiB)"""
 
+import argparse
 import shutil
-import sys
 from pathlib import Path
 
 from PIL import Image
 
-SETS = ["train/cbsd432", "train/lol-train-50/input", "train/lol-train-50/target", "train/usrnet12-kernels"]
+CLEAN = "train/cbsd432"
+SETS = [CLEAN, "train/lol-train-50/input", "train/lol-train-50/target", "train/usrnet12-kernels"]
 
 
-def main(src=Path("../shared/data"), dst=Path(".gpu/data")):
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--dst", type=Path, default=Path(".gpu/data"))
+    parser.add_argument("--clean-every", type=int, default=1,
+                        help="keep every N-th clean image (the low-light pairs are all kept)")
+    args = parser.parse_args()
+    shutil.rmtree(args.dst, ignore_errors=True)  # a smaller pack must not keep an older pack's files
     for name in SETS:
-        out = dst / name
+        out = args.dst / name
         out.mkdir(parents=True, exist_ok=True)
-        for f in sorted((src / name).iterdir()):
+        files = sorted((args.src / name).iterdir())
+        if name == CLEAN:
+            files = files[::args.clean_every]
+        for f in files:
             if f.suffix.lower() == ".png":
                 Image.open(f).save(out / (f.stem + ".webp"), lossless=True, method=4)
             elif f.suffix.lower() in (".jpg", ".jpeg", ".npz"):
                 shutil.copy(f, out / f.name)
-    total = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
-    print(f"{dst}: {total / 2**20:.1f} MiB")
+    total = sum(f.stat().st_size for f in args.dst.rglob("*") if f.is_file())
+    print(f"{args.dst}: {total / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":
-    main(*(Path(a) for a in sys.argv[1:]))
+    main()
