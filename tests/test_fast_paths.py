@@ -99,3 +99,31 @@ def test_gpu_channel_cosine_matches_the_cpu_form_per_head(dtype, tolerance):
     got = layers._chunked_cosine(q.to(dtype), k.to(dtype), heads=3)
     assert got.dtype == torch.float32 and got.shape == expected.shape == (2, 3, 4, 4)
     assert (got - expected).abs().max() < tolerance
+
+
+def test_gpu_forms_train_like_the_cpu_forms():
+    """Training on a GPU runs the GPU forms' backward: same gradients as the CPU forms (a lent
+    H100 once found an in-place op there that autograd refused)."""
+    import torch.nn.functional as F
+
+    from pip_filters.models import layers
+
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 12, 10, 14, generator=generator).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.rand(12, generator=generator) + 0.5, torch.randn(12, generator=generator)
+    upstream = torch.randn(2, 12, 10, 14, generator=generator)
+
+    def grad_of(f):
+        leaf = x.clone().requires_grad_(True)
+        (f(leaf) * upstream).sum().backward()
+        return leaf.grad
+
+    fused = grad_of(lambda t: F.layer_norm(t.permute(0, 2, 3, 1), (12,), weight, bias, 1e-6).permute(0, 3, 1, 2))
+    written_out = grad_of(lambda t: layers.layer_norm_over_channels(t, weight, bias, 1e-6))
+    torch.testing.assert_close(written_out, fused, rtol=1e-4, atol=1e-5)
+
+    k = torch.randn(2, 12, 10, 14, generator=generator)
+    upstream = torch.randn(2, 3, 4, 4, generator=generator)
+    one_product = grad_of(lambda t: layers.channel_cosine(t, k, heads=3))
+    chunked = grad_of(lambda t: layers._chunked_cosine(t, k, heads=3))
+    torch.testing.assert_close(chunked, one_product, rtol=1e-4, atol=1e-5)
