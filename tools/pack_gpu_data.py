@@ -1,13 +1,17 @@
 """Copy the training part of ../shared/data into .gpu/data (git-ignored) small enough to carry to
 a lent GPU machine (64 MiB for the whole working tree, the repo's own ~19 MiB included): JPEGs as
 they are, PNGs as lossless WebP. Only train/ is packed: nothing from test/ goes near training.
-  python tools/pack_gpu_data.py [--clean-every N]   # N=2: every second clean image (~45 MiB)"""
+  python tools/pack_gpu_data.py [--clean-every N]   # N=2: every second clean image (~41 MiB)
+With N > 1 only the clean images of the full set's training split are packed (then every N-th):
+a subset splits differently, and must not train on the images the CPU runs validate on."""
 
 import argparse
 import shutil
 from pathlib import Path
 
 from PIL import Image
+
+from training.data import split_files
 
 CLEAN = "train/cbsd432"
 SETS = [CLEAN, "train/lol-train-50/input", "train/lol-train-50/target", "train/usrnet12-kernels"]
@@ -18,15 +22,16 @@ def main():
     parser.add_argument("--src", type=Path, default=Path("../shared/data"))
     parser.add_argument("--dst", type=Path, default=Path(".gpu/data"))
     parser.add_argument("--clean-every", type=int, default=1,
-                        help="keep every N-th clean image (the low-light pairs are all kept)")
+                        help="keep every N-th clean training image (the low-light pairs are all kept)")
+    parser.add_argument("--val-fraction", type=float, default=0.06, help="the configs' data.val_fraction")
     args = parser.parse_args()
     shutil.rmtree(args.dst, ignore_errors=True)  # a smaller pack must not keep an older pack's files
     for name in SETS:
         out = args.dst / name
         out.mkdir(parents=True, exist_ok=True)
         files = sorted((args.src / name).iterdir())
-        if name == CLEAN:
-            files = files[::args.clean_every]
+        if name == CLEAN and args.clean_every > 1:
+            files = split_files(files, args.val_fraction, seed=0)[0][::args.clean_every]  # as train.py splits
         for f in files:
             if f.suffix.lower() == ".png":
                 Image.open(f).save(out / (f.stem + ".webp"), lossless=True, method=4)
