@@ -36,7 +36,8 @@ def layer_norm_over_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     and kept in float32, so half-precision features do not overflow.
     """
     centred = x - x.mean(1, keepdim=True)
-    variance = torch.linalg.vector_norm(centred, dim=1, keepdim=True, dtype=torch.float32).square() / x.shape[1]  # not square_: backward needs the norm
+    # square, not square_: autograd needs the norm itself for the backward pass (training on a GPU)
+    variance = torch.linalg.vector_norm(centred, dim=1, keepdim=True, dtype=torch.float32).square() / x.shape[1]
     scale = torch.rsqrt(variance + eps).to(x.dtype)
     return torch.addcmul(bias.view(1, -1, 1, 1), centred * scale, weight.view(1, -1, 1, 1))
 
