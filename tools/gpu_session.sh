@@ -7,6 +7,7 @@
 # `python tools/pack_gpu_data.py --clean-every 2` (the repo plus the whole training set is over the
 # 64 MiB a call carries).
 #   bash tools/gpu_session.sh 4 2>&1 | tee $OUT/gpu_session.txt    (device tool: carry [".gpu/data"])
+# TRAIN_EXTRA: pip-train arguments in place of the defaults below (a new seed for each session).
 #   BENCH="--device cpu --size 64x64 --repeats 1" OUT=/tmp/o bash tools/gpu_session.sh 0.5   (dry run on a CPU)
 set -u -o pipefail
 MINUTES=${1:-4}
@@ -19,7 +20,7 @@ tail -n 3 $OUT/gpu_tests.txt
 
 stamp "training pip-nafnet-s for $MINUTES minutes"
 MODELS=pip-nafnet-s FULL=pip-nafnet-s \
-  EXTRA="--set train.lr=5e-4 --set train.seed=5 --set data.task_probs=[1.5,1,0.5,1,1.25]" \
+  EXTRA=${TRAIN_EXTRA:-"--set train.lr=5e-4 --set train.seed=5 --set data.task_probs=[1.5,1,0.5,1,1.25]"} \
   bash tools/gpu_train.sh "$MINUTES" shipped
 
 bench() { stamp "pip-bench $*"; python3 -m pip_filters.bench "$@" ${BENCH:-}; }  # BENCH: overrides (later wins)
