@@ -1,31 +1,18 @@
 #!/usr/bin/env bash
-# One lent-GPU call of about 9.5 minutes (device tool, 15 minutes a session with the start): the
-# GPU tests, MINUTES of training of the default from the shipped weights (issue 3), then issue 6's
-# key speed rows at 1920x1080. Leaves 8 files under $OUT (the most a call brings back): the
-# checkpoint in three pieces (join with cat), logs.tgz, gpu_tests.txt, two speed tables and the
-# tee'd session log (not *.log: gpu_train.sh packs and deletes those). Data:
-# `python tools/pack_gpu_data.py --clean-every 2` (the repo plus the whole training set is over the
-# 64 MiB a call carries).
+# One lent-GPU call of about 9.5 minutes (device tool, 15 minutes a session with the start):
+# MINUTES of training of the default from the shipped weights (issue 3), then the GPU tests and
+# issue 6's two key speed rows at 1920x1080 (`ROWS=key tools/gpu_bench.sh`). Leaves 8 files under
+# $OUT (the most a call brings back): the checkpoint in three pieces (join with cat), logs.tgz,
+# gpu_tests.txt, two speed tables and the tee'd session log (not *.log: gpu_train.sh packs and
+# deletes those). Data: `python tools/pack_gpu_data.py --clean-every 2` (the repo plus the whole
+# training set is over the 64 MiB a call carries).
 #   bash tools/gpu_session.sh 4 2>&1 | tee $OUT/gpu_session.txt    (device tool: carry [".gpu/data"])
 # TRAIN_EXTRA: pip-train arguments in place of the defaults below (a new seed for each session).
-#   BENCH="--device cpu --size 64x64 --repeats 1" OUT=/tmp/o bash tools/gpu_session.sh 0.5   (dry run on a CPU)
+#   BENCH="--device cpu --size 64x64" OUT=/tmp/o bash tools/gpu_session.sh 0.5   (dry run on a CPU)
 set -u -o pipefail
 MINUTES=${1:-4}
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-stamp() { echo "[$(date +%T)] $*"; }
-
-stamp "tests/test_gpu.py"
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > $OUT/gpu_tests.txt 2>&1
-tail -n 3 $OUT/gpu_tests.txt
-
-stamp "training pip-nafnet-s for $MINUTES minutes"
+echo "[$(date +%T)] training pip-nafnet-s for $MINUTES minutes"
 MODELS=pip-nafnet-s FULL=pip-nafnet-s \
   EXTRA=${TRAIN_EXTRA:-"--set train.lr=5e-4 --set train.seed=5 --set data.task_probs=[1.5,1,0.5,1,1.25]"} \
   bash tools/gpu_train.sh "$MINUTES" shipped
-
-bench() { stamp "pip-bench $*"; python3 -m pip_filters.bench "$@" ${BENCH:-}; }  # BENCH: overrides (later wins)
-bench --models pip-nafnet-s,pip-nafnet-s2 --modes compiled --precisions fp16 --batches 4 --repeats 20 \
-  --timeout 120 --markdown $OUT/gpu_compiled.md
-bench --models pip-nafnet-s,pip-restormer --modes eager --precisions fp16 --batches 4 --repeats 5 \
-  --timeout 100 --markdown $OUT/gpu_eager_fp16.md
-stamp "done"
+ROWS=key bash tools/gpu_bench.sh
