@@ -7,11 +7,12 @@ a subset splits differently, and must not train on the images the CPU runs valid
 
 import argparse
 import shutil
+import tomllib
 from pathlib import Path
 
 from PIL import Image
 
-from training.data import split_files
+from pip_filters.training.train import _splits
 
 CLEAN = "train/cbsd432"
 SETS = [CLEAN, "train/lol-train-50/input", "train/lol-train-50/target", "train/usrnet12-kernels"]
@@ -23,15 +24,17 @@ def main():
     parser.add_argument("--dst", type=Path, default=Path(".gpu/data"))
     parser.add_argument("--clean-every", type=int, default=1,
                         help="keep every N-th clean training image (the low-light pairs are all kept)")
-    parser.add_argument("--val-fraction", type=float, default=0.06, help="the configs' data.val_fraction")
+    parser.add_argument("--config", type=Path, default=Path("training/configs/pip-nafnet-s.toml"),
+                        help="whose validation split stays out of a subset")
     args = parser.parse_args()
+    (train_clean, _), _, _ = _splits(tomllib.loads(args.config.read_text())["data"], args.src)  # train.py's split
     shutil.rmtree(args.dst, ignore_errors=True)  # a smaller pack must not keep an older pack's files
     for name in SETS:
         out = args.dst / name
         out.mkdir(parents=True, exist_ok=True)
         files = sorted((args.src / name).iterdir())
         if name == CLEAN and args.clean_every > 1:
-            files = split_files(files, args.val_fraction, seed=0)[0][::args.clean_every]  # as train.py splits
+            files = train_clean[::args.clean_every]
         for f in files:
             if f.suffix.lower() == ".png":
                 Image.open(f).save(out / (f.stem + ".webp"), lossless=True, method=4)
