@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -30,6 +31,8 @@ from .hardware import device_name
 PAPER_MODEL = "pip-restormer"
 DEFAULT_MODELS = ("pip-nafnet-t", "pip-nafnet-s", PAPER_MODEL)
 COMPILE_MODES = {"eager": False, "compiled": True, "graphs": "reduce-overhead"}
+# "ValueError: ...", "torch._dynamo.exc.Unsupported: ...": a traceback's exception lines.
+EXCEPTION_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Unsupported|Exit):( |$)")
 
 
 def _sync(device) -> None:
@@ -114,8 +117,17 @@ def _run_in_subprocess(spec: dict, timeout: float) -> dict:
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return {**spec, "failed": tail[:120]}
+    print("\n".join(f"    {line}" for line in done.stderr.splitlines()[-60:]), file=sys.stderr, flush=True)
+    return {**spec, "failed": failure_message(done.stderr)}
+
+
+def failure_message(stderr: str) -> str:
+    """The line of a failed row's stderr that names the exception. The log gets the whole error;
+    the table gets this, since compilers end theirs with hints ("Set TORCHDYNAMO_VERBOSE=1 ...")
+    that say nothing of the cause."""
+    lines = stderr.strip().splitlines() or ["no output"]
+    raised = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return (raised or lines)[-1][:200]
 
 
 def _verdict(row: dict) -> str:

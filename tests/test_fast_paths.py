@@ -50,6 +50,31 @@ def test_bench_row_reports_a_checked_speed():
     assert "pip-nafnet-t" in table and "WRONG" not in table
 
 
+def test_bench_names_the_exception_of_a_row_that_fails(capsys):
+    from pip_filters.bench import _run_in_subprocess, format_table
+
+    row = _run_in_subprocess({"model": "no-such-model", "mode": "eager", "precision": "fp32", "batch": 1,
+                              "device": "cpu", "width": 32, "height": 32, "threads": 1, "repeats": 1,
+                              "warmup": 1}, timeout=120)
+    assert row["failed"].startswith("ValueError: unknown model 'no-such-model'")
+    assert "failed: ValueError: unknown model" in format_table([row])
+    assert "Traceback" in capsys.readouterr().err  # the whole error is in the log
+
+
+def test_bench_failure_names_the_cause_not_the_compiler_hint():
+    from pip_filters.bench import failure_message
+
+    stderr = """Traceback (most recent call last):
+  File "bench.py", line 1, in <module>
+torch._dynamo.exc.Unsupported: Data-dependent branching
+  Explanation: the branch depends on a tensor value
+
+Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this especially if you're reporting a bug to PyTorch).
+"""
+    assert failure_message(stderr) == "torch._dynamo.exc.Unsupported: Data-dependent branching"
+    assert failure_message("") == "no output"
+
+
 # The GPU forms of layer norm and channel attention (GPU-only in the model, plain torch, so
 # checked here on the CPU): same values as the CPU forms, and no overflow in half precision.
 HALF = [(torch.float32, 1e-5), (torch.float16, 5e-3), (torch.bfloat16, 3e-2)]
