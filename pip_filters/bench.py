@@ -3,11 +3,12 @@
     pip-bench                                   # CPU: 512x512, 2 threads; GPU: 1920x1080
     pip-bench --models pip-nafnet-t --modes eager --precisions fp32 --markdown speed.md
 
-For each model, mode (eager, torch.compile, or "graphs": torch.compile replaying CUDA graphs), precision and batch size it reports parameters,
-GFLOPs per megapixel (convolutions and matrix products, counted by torch's FlopCounterMode),
-images/s of the network alone (input already on the device, task given, so no sensor), peak
-memory, the throughput relative to the paper-size pip-restormer, and how far the output is from
-the eager float32 output on the same input (a wrong fast path shows as WRONG, never as a speed).
+For each model, mode (eager, torch.compile, or "graphs": torch.compile replaying CUDA graphs),
+precision and batch size it reports parameters, GFLOPs per megapixel (convolutions and matrix
+products, counted by torch's FlopCounterMode), images/s of the network alone (input already on the
+device and padded as restore() pads it, task given, so no sensor), peak memory, the throughput
+relative to the paper-size pip-restormer, and how far the output is from the eager float32 output
+on the same input (a wrong fast path shows as WRONG, never as a speed).
 Every row runs in a fresh process, so compile caches in memory and peak memory do not leak from
 one row into the next. Timing: warm-up calls first (they include compiling), then the median of
 ``--repeats`` timed calls, with the device synchronised around each.
@@ -60,6 +61,7 @@ def run_row(spec: dict) -> dict:
     import torch
 
     import pip_filters
+    from pip_filters.tiling import pad_to_multiple
 
     torch.set_num_threads(spec["threads"])
     device = pip_filters.restorer.pick_device(spec["device"])
@@ -73,7 +75,8 @@ def run_row(spec: dict) -> dict:
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(spec["batch"], 3, height, width, generator=generator)
     weights = torch.softmax(torch.randn(spec["batch"], 5, generator=generator) * 3, dim=1).to(device)
-    x = restorer._input(images)
+    # Padded to the model's multiple, as restore() pads (1080 rows: 1088 for a model of multiple 16).
+    x, _ = pad_to_multiple(restorer._input(images), restorer.model.multiple)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -98,7 +101,7 @@ def run_row(spec: dict) -> dict:
             peak_mib = (torch.cuda.max_memory_allocated(device) - memory_before) / 2**20
         else:  # ru_maxrss is in KiB on Linux: the growth of this process's peak while it ran
             peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-        expected = reference.network(reference._input(images), weights).float()
+        expected = reference.network(pad_to_multiple(reference._input(images), reference.model.multiple)[0], weights).float()
         out = out.float()
     error = ((out - expected).norm() / expected.norm()).item()
     seconds = statistics.median(times)

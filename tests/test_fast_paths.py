@@ -50,6 +50,17 @@ def test_bench_row_reports_a_checked_speed():
     assert "pip-nafnet-t" in table and "WRONG" not in table
 
 
+def test_bench_pads_sizes_the_network_cannot_take_as_restore_does():
+    from pip_filters.bench import run_row
+
+    threads = torch.get_num_threads()
+    # pip-nafnet-t2 needs sides divisible by 16; 1080p rows (1080 = 16 * 67.5) must still run.
+    row = run_row({"model": "pip-nafnet-t2", "mode": "eager", "precision": "fp32", "batch": 1, "device": "cpu",
+                   "width": 56, "height": 40, "threads": 1, "repeats": 1, "warmup": 0})
+    torch.set_num_threads(threads)
+    assert row["images_per_s"] > 0 and row["finite"] and row["relative_error"] < 1e-5
+
+
 def test_bench_names_the_exception_of_a_row_that_fails(capsys):
     from pip_filters.bench import _run_in_subprocess, format_table
 
