@@ -18,6 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import pip_filters
+from pip_filters.tiling import pad_to_multiple
 
 
 def main() -> None:
@@ -35,7 +36,8 @@ def main() -> None:
         warnings.simplefilter("ignore")
         restorer = pip_filters.load(args.model, device=args.device, precision=args.precision,
                                     allow_untrained=True, compile=args.compile)
-    x = restorer._input(torch.rand(args.batch, 3, height, width))
+    # Padded to the model's multiple, as restore() pads (pip-nafnet-s2 needs 1088 rows for 1080).
+    x, _ = pad_to_multiple(restorer._input(torch.rand(args.batch, 3, height, width)), restorer.model.multiple)
     weights = torch.full((args.batch, 5), 0.2, device=args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
