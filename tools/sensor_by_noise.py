@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import argparse
 import tomllib
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import pip_filters
-from pip_filters.image_io import read_image
 from pip_filters.tasks import TASKS
-from pip_filters.tiling import run_padded
+from pip_filters.training.data import decode_rgb
 from pip_filters.training.degrade import gaussian_noise
+from pip_filters.training.evaluate import psnr, to_uint8
 from pip_filters.training.train import _splits
 
 
-def psnr(restored: torch.Tensor, clean: torch.Tensor) -> float:
-    return float(10 * torch.log10(1 / (restored.clamp(0, 1) - clean).pow(2).mean()))
+def noisy_copy(image: np.ndarray, sigma: int, generator: torch.Generator) -> np.ndarray:
+    """Float H x W x 3 in [0, 1]: the uint8 image with Gaussian noise of sigma (of 255), clipped."""
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    return gaussian_noise(x, generator=generator, sigma=sigma / 255)[0].permute(1, 2, 0).numpy()
 
 
 def main() -> None:
@@ -46,32 +47,26 @@ def main() -> None:
     _, (val_clean, _), _ = _splits(data, (config.parent / data["root"]).resolve())
     restorer = pip_filters.load(weights=args.weights, device="cpu") if args.weights else \
         pip_filters.load(args.model, device="cpu")
-    model = restorer.model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy views of read-only image arrays
-        images = [torch.from_numpy(np.asarray(read_image(f).array)).permute(2, 0, 1).float()[None] / 255
-                  for f in val_clean]
+    images = [decode_rgb(f) for f in val_clean]
     print(f"{len(images)} held-out images ({config.name}'s validation split of train/)")
-    truth = torch.eye(len(TASKS))[:1]  # "denoise"
-    with torch.no_grad():
-        for sigma in (int(s) for s in args.sigmas.split(",")):
-            generator = torch.Generator().manual_seed(sigma)
-            weights = torch.cat([model.sensor.task_weights(gaussian_noise(x, generator=generator, sigma=sigma / 255))
-                                 for x in images])
-            print(f"sigma {sigma}: read as denoise {(weights.argmax(1) == 0).float().mean():.3f}; mean weights "
-                  + ", ".join(f"{t} {w:.3f}" for t, w in zip(TASKS, weights.mean(0))))
-        for sigma in (int(s) for s in args.psnr_sigmas.split(",") if s):
-            generator = torch.Generator().manual_seed(1000 + sigma)
-            gaps = []
-            for x in images:
-                noisy = gaussian_noise(x, generator=generator, sigma=sigma / 255)
-                auto = model.sensor.task_weights(noisy)
-                scores = [psnr(run_padded(lambda t, w=w: model(t, w), noisy, model.multiple), x) for w in (auto, truth)]
-                gaps.append(scores)
-            gaps = torch.tensor(gaps)
-            loss = gaps[:, 1] - gaps[:, 0]
-            print(f"sigma {sigma}: PSNR auto {gaps[:, 0].mean():.2f}, true task {gaps[:, 1].mean():.2f}; auto trails by"
-                  f" {loss.mean():.2f} dB on average, {loss.max():.2f} dB on the worst image")
+    for sigma in (int(s) for s in args.sigmas.split(",")):
+        generator = torch.Generator().manual_seed(sigma)
+        readings = [restorer.detect(noisy_copy(image, sigma, generator)) for image in images]
+        denoise = np.mean([max(r, key=r.get) == "denoise" for r in readings])
+        print(f"sigma {sigma}: read as denoise {denoise:.3f}; mean weights "
+              + ", ".join(f"{t} {np.mean([r[t] for r in readings]):.3f}" for t in TASKS))
+    # Restored as pip-eval restores and scored as it scores (8-bit output, RGB PSNR).
+    for sigma in (int(s) for s in args.psnr_sigmas.split(",") if s):
+        generator = torch.Generator().manual_seed(1000 + sigma)
+        scores = []
+        for image in images:
+            noisy = noisy_copy(image, sigma, generator)
+            scores.append([psnr(to_uint8(restorer.restore(noisy, task=task, value_range=(0, 1))), image)
+                           for task in ("auto", "denoise")])
+        scores = np.array(scores)
+        loss = scores[:, 1] - scores[:, 0]
+        print(f"sigma {sigma}: PSNR auto {scores[:, 0].mean():.2f}, true task {scores[:, 1].mean():.2f}; auto trails by"
+              f" {loss.mean():.2f} dB on average, {loss.max():.2f} dB on the worst image")
 
 
 if __name__ == "__main__":
