@@ -127,6 +127,15 @@ def test_haze_lowers_contrast_raises_mean(images):
     assert (y.std(dim=(1, 2, 3)) < images.std(dim=(1, 2, 3))).all()
 
 
+def test_clear_share_gives_light_haze_down_to_none(images):
+    # the dehaze prompt must also see clear images, so that it learns to leave them alone
+    hazy = D.haze(images, generator=gen())
+    light = D.haze(images, generator=gen(), clear_share=1.0)
+    assert (light - images).abs().mean() < 0.5 * (hazy - images).abs().mean()
+    clear = D.haze(images, generator=gen(), beta_range=(0.0, 1.0), clear_share=1.0)  # beta = 0
+    assert torch.allclose(clear, images, atol=1e-5)
+
+
 def test_blur_removes_high_frequencies(images, kernels):
     y = D.blur(images, kernels[1:], generator=gen(), noise_max=0.0)
     assert (hf_energy(y) < 0.6 * hf_energy(images)).all()
