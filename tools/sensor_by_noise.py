@@ -12,18 +12,15 @@ touching the test sets.
 from __future__ import annotations
 
 import argparse
-import tomllib
-from pathlib import Path
 
 import numpy as np
 import torch
 
-import pip_filters
 from pip_filters.tasks import TASKS
-from pip_filters.training.data import decode_rgb
 from pip_filters.training.degrade import gaussian_noise
 from pip_filters.training.evaluate import psnr, to_uint8
-from pip_filters.training.train import _splits
+
+import held_out  # tools/held_out.py, beside this script
 
 
 def noisy_copy(image: np.ndarray, sigma: int, generator: torch.Generator) -> np.ndarray:
@@ -34,21 +31,11 @@ def noisy_copy(image: np.ndarray, sigma: int, generator: torch.Generator) -> np.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="pip-nafnet-s")
-    parser.add_argument("--weights", type=Path, help="default: the package's weights for --model")
-    parser.add_argument("--config", type=Path, default=None, help="default: training/configs/MODEL.toml")
+    held_out.add_arguments(parser)
     parser.add_argument("--sigmas", default="5,10,15,20,25,35,50", help="noise levels (of 255) for the sensor")
     parser.add_argument("--psnr-sigmas", default="10,15", help="noise levels to restore at (slow); empty: none")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    config = args.config or Path(__file__).resolve().parent.parent / "training" / "configs" / f"{args.model}.toml"
-    data = tomllib.loads(config.read_text())["data"]
-    _, (val_clean, _), _ = _splits(data, (config.parent / data["root"]).resolve())
-    restorer = pip_filters.load(weights=args.weights, device="cpu") if args.weights else \
-        pip_filters.load(args.model, device="cpu")
-    images = [decode_rgb(f) for f in val_clean]
-    print(f"{len(images)} held-out images ({config.name}'s validation split of train/)")
+    restorer, images = held_out.load(args)
     for sigma in (int(s) for s in args.sigmas.split(",")):
         generator = torch.Generator().manual_seed(sigma)
         readings = [restorer.detect(noisy_copy(image, sigma, generator)) for image in images]

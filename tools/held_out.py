@@ -1,0 +1,37 @@
+"""What the held-out diagnostics in tools/ share: the model to look at and the clean images of its
+config's validation split of train/ (never test/), loaded the same way for every tool."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pip_filters
+from pip_filters.training.data import decode_rgb
+from pip_filters.training.train import _splits
+
+CONFIGS = Path(__file__).resolve().parent.parent / "training" / "configs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="pip-nafnet-s")
+    parser.add_argument("--weights", type=Path, help="default: the package's weights for --model")
+    parser.add_argument("--config", type=Path, default=None, help="default: training/configs/MODEL.toml")
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def load(args: argparse.Namespace) -> tuple[pip_filters.Restorer, list[np.ndarray]]:
+    """The restorer on the CPU and the held-out clean images (uint8 H x W x 3)."""
+    torch.set_num_threads(args.threads)
+    config = args.config or CONFIGS / f"{args.model}.toml"
+    data = tomllib.loads(config.read_text())["data"]
+    _, (val_clean, _), _ = _splits(data, (config.parent / data["root"]).resolve())
+    restorer = pip_filters.load(weights=args.weights, device="cpu") if args.weights else \
+        pip_filters.load(args.model, device="cpu")
+    images = [decode_rgb(f) for f in val_clean]
+    print(f"{len(images)} held-out images ({config.name}'s validation split of train/)")
+    return restorer, images
