@@ -78,7 +78,8 @@ def _init_line(meta: dict) -> str:
         return ""
 
     def listed(scores):
-        return ", ".join(f"{k.removeprefix('psnr_')} {v}" for k, v in scores.items())
+        # a run stopped before its first validation recorded none
+        return ", ".join(f"{k.removeprefix('psnr_')} {v}" for k, v in scores.items()) or "none"
 
     here = start.get("validation_here")
     return (f"\n- Started from trained weights `{start['file']}` (sha256 `{start['sha256'][:12]}...`, {start['steps']} steps"
