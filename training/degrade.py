@@ -351,7 +351,7 @@ def underexpose(x: torch.Tensor, generator: torch.Generator | None = None) -> to
 
 # Share of the hazy training crops with light haze down to none. Without them the dehaze prompt
 # darkened clear held-out photos by 15.6 grey levels on average (23.4 dB from the input,
-# tools/prompt_on_clear.py), and rainy images the sensor misread as hazy lost 13 to 18 dB.
+# tools/prompt_on_clear.py), and rainy images the sensor misread as hazy lost up to 18 dB.
 CLEAR_HAZE_SHARE = 0.25
 
 
