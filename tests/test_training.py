@@ -129,6 +129,38 @@ def test_sensor_finetune_trains_only_the_sensor(setup, tmp_path):
     assert "sharpness" in card
 
 
+
+def test_sensor_finetune_can_learn_the_prompt_that_restores_best(setup, tmp_path):
+    from pip_filters.training.finetune_sensor import main as finetune
+
+    root, config = setup
+    weights = tmp_path / "pip-nafnet-t.safetensors"
+    shutil.copy(pip_filters.MODELS["pip-nafnet-t"].weights_path, weights)
+    finetune([str(config), "--weights", str(weights), "--data", str(root), "--steps", "2", "--labels", "best",
+              "--pool", "8", "--batch", "4", "--calibration-crop", "48", "--calibration-batches", "1"])
+    tune = pip_filters.load(weights=weights, device="cpu").info["sensor_finetune"]
+    assert "restores best by more than 0.5 dB" in tune["labels"] and "pool of 8" in tune["labels"]
+    assert "restores best" in (tmp_path / "pip-nafnet-t.md").read_text()
+
+
+def test_best_prompt_labels_keep_the_applied_task_unless_another_wins_clearly():
+    from pip_filters.training.finetune_sensor import best_prompt_labels
+
+    class OnlyDerainRestores(torch.nn.Module):
+        """Restores perfectly with the derain prompt (index 1) and returns the input otherwise."""
+        def forward(self, degraded, prompt):
+            return torch.where(prompt[:, 1].view(-1, 1, 1, 1) > 0, clean, degraded)
+
+    clean = torch.rand(3, 3, 8, 8)
+    degraded = (clean + 0.1 * torch.randn(3, 3, 8, 8)).clamp(0, 1)
+    ids = torch.tensor([0, 1, 2])
+    labels = best_prompt_labels(OnlyDerainRestores(), degraded, clean, ids, margin=0.5)
+    assert labels.tolist() == [1, 1, 1]
+    # A crop no prompt restores better than another keeps the degradation it was given.
+    labels = best_prompt_labels(OnlyDerainRestores(), clean, clean, ids, margin=0.5)
+    assert labels.tolist() == [0, 1, 2]
+
+
 def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
     root, config = setup
     shipped = pip_filters.MODELS["pip-nafnet-t"].weights_path
@@ -150,3 +182,4 @@ def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
         run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
     with pytest.raises(SystemExit):  # weights of another architecture
         run(config, root, tmp_path / "bad", "--init", str(pip_filters.MODELS["pip-nafnet-t2"].weights_path))
+

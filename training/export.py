@@ -59,7 +59,10 @@ def _sensor_line(meta: dict) -> str:
     if not tune:
         return ""
     return (f"\n- Sensor fine-tuned afterwards with the restoration network frozen (pip-finetune-sensor): {tune['steps']}"
-            f" steps, batch {tune['batch']}; validation accuracy {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}."
+            f" steps, batch {tune['batch']}, labels: {tune.get('labels', 'the degradation applied')}; validation accuracy against those labels"
+            f" {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}."
+            + (" No step beat the sensor it started from, so that one was kept." if tune["steps"]
+               and tune["val_accuracy_after"] <= tune["val_accuracy_before"] else "")
             + _sharpness_text(tune))
 
 
@@ -67,7 +70,9 @@ def _sharpness_text(tune: dict) -> str:
     scores = tune.get("auto_psnr_by_sharpness")
     if not scores:
         return ""
-    rows = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in scores.items())
+    # The true task first, then by sharpness (a header read back has its keys sorted as text).
+    order = sorted(scores, key=lambda k: (k != "true task", float(k) if k != "true task" else 0.0))
+    rows = "; ".join(f"{k}: {', '.join(map(str, scores[k]))}" for k in order)
     return (f" Sensor sharpness (logit scale of task=\"auto\") {tune['sharpness']:g}, the best mean of the"
             f" PSNR per task on {tune.get('calibration', 'held-out crops')} ({', '.join(TASKS)}) restored with the sensor's weights; by sharpness: {rows}.")
 

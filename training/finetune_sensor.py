@@ -7,6 +7,11 @@ Reads the model's weights from the package (or --weights), trains the sensor on 
 synthetic and real training data as pip-train, keeps the sensor with the best accuracy on the
 held-out validation split of train/, then picks the sensor's sharpness (the logit scale of
 task="auto") by restoring photo-sized held-out crops, and writes the weights back with the session recorded.
+
+With --labels best the sensor learns, instead of the degradation that was applied, the prompt that
+restores a crop best where it beats the applied one's prompt by more than --margin dB: a crop that
+light haze barely changed is better left to a harmless prompt than to one that darkens it. Those
+labels come from restoring a fixed pool of training crops with every prompt (5 forward passes each).
 """
 
 from __future__ import annotations
@@ -50,6 +55,37 @@ def calibrate_sharpness(model, batches) -> tuple[float, dict]:
     return best, scores
 
 
+@torch.no_grad()
+def best_prompt_labels(model, degraded, clean, ids, margin: float, chunk: int = 40) -> torch.Tensor:
+    """Per crop, the task whose prompt restores it best if that beats the applied task's prompt by
+    more than ``margin`` dB, else the applied task (so near-ties keep their true label)."""
+    model.eval()
+    psnr = []
+    for start in range(0, len(ids), chunk):
+        d, c = degraded[start:start + chunk], clean[start:start + chunk]
+        rows = []
+        for t in range(len(TASKS)):
+            prompt = F.one_hot(torch.full((len(d),), t, dtype=torch.long), len(TASKS)).float()
+            mse = ((model(d, prompt).float().clamp(0, 1) - c) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
+            rows.append(-10 * torch.log10(mse))
+        psnr.append(torch.stack(rows, 1))
+    psnr = torch.cat(psnr)
+    best_psnr, best = psnr.max(1)
+    own = psnr.gather(1, ids.view(-1, 1)).view(-1)
+    return torch.where(best_psnr - own > margin, best, ids)
+
+
+def _relabelled(model, batches, margin: float) -> list:
+    """The batches with their labels replaced by :func:`best_prompt_labels`."""
+    return [(d, c, best_prompt_labels(model, d, c, ids, margin)) for d, c, ids in batches]
+
+
+def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random horizontal and vertical flip of the whole batch (the labels do not change)."""
+    dims = [d for d, coin in zip((2, 3), torch.rand(2, generator=generator)) if coin < 0.5]
+    return x.flip(dims) if dims else x
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pip-finetune-sensor", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", type=Path)
@@ -64,6 +100,10 @@ def main(argv=None):
                         help="side of the held-out images the sharpness is picked on: photo-sized, so the sensor"
                              " averages nine 128 px views as it does on a photo")
     parser.add_argument("--calibration-batches", type=int, default=2, help="batches of 40 held-out images")
+    parser.add_argument("--labels", choices=("task", "best"), default="task",
+                        help="what the sensor learns: the applied degradation, or the prompt that restores best")
+    parser.add_argument("--pool", type=int, default=1600, help="training crops labelled for --labels best")
+    parser.add_argument("--margin", type=float, default=0.5, help="dB another prompt must win by to be the label")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     if args.threads:
@@ -80,6 +120,19 @@ def main(argv=None):
     sensor = model.sensor.train()
     root = args.data or (args.config.parent / cfg["data"]["root"])
     batcher, val_batches, _ = build_data(cfg["data"], Path(root), torch.device("cpu"), seed=777, rank=0)
+    pool, val_applied_batches = None, val_batches
+    if args.labels == "best":
+        labelling = time.time()
+        val_applied = torch.cat([ids for _, _, ids in val_batches])
+        val_batches = _relabelled(model, val_batches, args.margin)
+        val_changed = int((torch.cat([ids for _, _, ids in val_batches]) != val_applied).sum())
+        degraded, clean, applied = (torch.cat(parts) for parts in zip(
+            *[batcher.next(args.batch) for _ in range(math.ceil(args.pool / args.batch))]))
+        pool = degraded, best_prompt_labels(model, degraded, clean, applied, args.margin)
+        print(f"labelled {len(applied)} training crops by their best prompt in {time.time() - labelling:.0f} s:"
+              f" {int((pool[1] != applied).sum())} of them and {val_changed} of {len(val_applied)} validation"
+              f" crops take another prompt than their degradation's", flush=True)
+    generator = torch.Generator().manual_seed(778)
     # The hand-made terms start at zero in weights saved before they existed; Adam moves a weight
     # by about lr per step, so they get a larger rate to reach their scale within a short fine-tune.
     terms = ("colour.weight", "noise.weight")
@@ -94,7 +147,11 @@ def main(argv=None):
     for step in range(1, args.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = group["lr_scale"] * args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        degraded, _, ids = batcher.next(args.batch)
+        if pool is None:
+            degraded, _, ids = batcher.next(args.batch)
+        else:
+            pick = torch.randint(len(pool[1]), (args.batch,), generator=generator)
+            degraded, ids = _flip(pool[0][pick], generator), pool[1][pick]
         loss = F.cross_entropy(sensor.train()(degraded), ids)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -105,6 +162,7 @@ def main(argv=None):
                 best, best_state = acc, {k: v.clone() for k, v in sensor.state_dict().items()}
             print(f"step {step} loss {loss.item():.4f} val accuracy {acc:.4f} (best {best:.4f})", flush=True)
     sensor.load_state_dict(best_state)
+    applied_accuracy = sensor_accuracy(sensor.eval(), val_applied_batches)  # against the degradation applied
     calibration = validation_batches(cfg["data"], Path(root), torch.device("cpu"), crop=args.calibration_crop,
                                      count=args.calibration_batches)
     sharpness, scores = calibrate_sharpness(model, calibration)
@@ -114,14 +172,18 @@ def main(argv=None):
     meta["history"]["sessions"].append({"command": command, "hardware": f"1 x {device_name('cpu')}",
                                         "minutes": minutes, "steps_to": f"sensor only, {args.steps} steps"})
     meta["history"]["wall_minutes"] = round(meta["history"]["wall_minutes"] + minutes, 2)
-    meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(best, 4)
-    meta["sensor_finetune"] = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "term_lr_scale": args.term_lr_scale,
+    meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(applied_accuracy, 4)
+    labels = "the degradation applied" if pool is None else \
+        f"the prompt that restores best by more than {args.margin} dB (a pool of {len(pool[1])} training crops)"
+    meta["sensor_finetune"] = {"steps": args.steps, "labels": labels, "batch": args.batch, "lr": args.lr,
+                               "term_lr_scale": args.term_lr_scale,
                                "val_accuracy_before": round(before, 4), "val_accuracy_after": round(best, 4),
                                "sharpness": sharpness, "calibration": f"{40 * args.calibration_batches} held-out"
                                f" {args.calibration_crop} px crops, every task equally often",
                                "auto_psnr_by_sharpness": {str(k): v for k, v in scores.items()}}
     out = write_release(args.weights.parent if args.weights else WEIGHTS_DIR, spec, model.state_dict(), header["config"], meta)
-    print(f"sensor accuracy {before:.4f} -> {best:.4f}, sharpness {sharpness:g}; wrote {out}")
+    print(f"sensor accuracy {before:.4f} -> {best:.4f} against {labels}, {applied_accuracy:.4f} against the degradation"
+          f" applied; sharpness {sharpness:g}; wrote {out}")
 
 
 if __name__ == "__main__":
