@@ -129,7 +129,6 @@ def test_sensor_finetune_trains_only_the_sensor(setup, tmp_path):
     assert "sharpness" in card
 
 
-
 def test_sensor_finetune_can_learn_the_prompt_that_restores_best(setup, tmp_path):
     from pip_filters.training.finetune_sensor import main as finetune
 
@@ -182,4 +181,3 @@ def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
         run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
     with pytest.raises(SystemExit):  # weights of another architecture
         run(config, root, tmp_path / "bad", "--init", str(pip_filters.MODELS["pip-nafnet-t2"].weights_path))
-
