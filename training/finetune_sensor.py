@@ -33,7 +33,7 @@ from pip_filters.tasks import TASKS
 from pip_filters.weights_io import load_weights
 
 from .export import write_release
-from .train import build_data, sensor_accuracy, task_psnr, validation_batches
+from .train import build_data, crop_psnr, sensor_accuracy, task_psnr, validation_batches
 
 
 SHARPNESS_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -66,8 +66,7 @@ def best_prompt_labels(model, degraded, clean, ids, margin: float, chunk: int = 
         rows = []
         for t in range(len(TASKS)):
             prompt = F.one_hot(torch.full((len(d),), t, dtype=torch.long), len(TASKS)).float()
-            mse = ((model(d, prompt).float().clamp(0, 1) - c) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
-            rows.append(-10 * torch.log10(mse))
+            rows.append(crop_psnr(model(d, prompt), c))
         psnr.append(torch.stack(rows, 1))
     psnr = torch.cat(psnr)
     best_psnr, best = psnr.max(1)
@@ -120,9 +119,10 @@ def main(argv=None):
     sensor = model.sensor.train()
     root = args.data or (args.config.parent / cfg["data"]["root"])
     batcher, val_batches, _ = build_data(cfg["data"], Path(root), torch.device("cpu"), seed=777, rank=0)
-    pool, val_applied_batches = None, val_batches
+    pool = None
     if args.labels == "best":
         labelling = time.time()
+        val_applied_batches = val_batches
         val_applied = torch.cat([ids for _, _, ids in val_batches])
         val_batches = _relabelled(model, val_batches, args.margin)
         val_changed = int((torch.cat([ids for _, _, ids in val_batches]) != val_applied).sum())
@@ -162,7 +162,8 @@ def main(argv=None):
                 best, best_state = acc, {k: v.clone() for k, v in sensor.state_dict().items()}
             print(f"step {step} loss {loss.item():.4f} val accuracy {acc:.4f} (best {best:.4f})", flush=True)
     sensor.load_state_dict(best_state)
-    applied_accuracy = sensor_accuracy(sensor.eval(), val_applied_batches)  # against the degradation applied
+    # Recorded against the degradation applied, whatever the labels (the same batches when --labels task).
+    applied_accuracy = best if pool is None else sensor_accuracy(sensor.eval(), val_applied_batches)
     calibration = validation_batches(cfg["data"], Path(root), torch.device("cpu"), crop=args.calibration_crop,
                                      count=args.calibration_batches)
     sharpness, scores = calibrate_sharpness(model, calibration)

@@ -112,6 +112,12 @@ def build_data(data: dict, root: Path, device, seed: int, rank: int):
     return train, validation_batches(data, root, device), {"train_clean": len(train_clean), "val_clean": len(val_clean)}
 
 
+def crop_psnr(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of each crop of a batch in [0, 1]; the output is clamped to that range first."""
+    mse = ((restored.float().clamp(0, 1) - clean) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
+    return -10 * torch.log10(mse)
+
+
 @torch.no_grad()
 def task_psnr(model: nn.Module, batches, weights_of, precision=torch.float32) -> list[float]:
     """Mean PSNR per task of restoring the batches with ``weights_of(degraded, ids)`` as the prompt."""
@@ -119,9 +125,8 @@ def task_psnr(model: nn.Module, batches, weights_of, precision=torch.float32) ->
     count = torch.zeros(len(TASKS), dtype=torch.float64)
     for degraded, clean, ids in batches:
         with torch.autocast(degraded.device.type, dtype=precision, enabled=precision != torch.float32):
-            restored = model(degraded, weights_of(degraded, ids)).float().clamp(0, 1)
-        mse = ((restored - clean) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
-        psnr = (-10 * torch.log10(mse)).double().cpu()
+            restored = model(degraded, weights_of(degraded, ids))
+        psnr = crop_psnr(restored, clean).double().cpu()
         total.index_add_(0, ids.cpu(), psnr)
         count.index_add_(0, ids.cpu(), torch.ones_like(psnr))
     return [round(float(v), 3) for v in total / count.clamp_min(1)]
