@@ -121,6 +121,16 @@ def test_rain_brightens_sparse_streaks(images):
     assert ((layer.diff(dim=-2) ** 2).mean() < (layer.diff(dim=-1) ** 2).mean())
 
 
+def test_heavy_rain_adds_mist_and_more_streaks(images):
+    light = D.rain(images, generator=gen())
+    heavy = D.rain(images, generator=gen(), heavy_share=1.0)
+    # the veil of mist lowers contrast, and there is much more rain over it
+    assert (heavy.std(dim=(1, 2, 3)) < light.std(dim=(1, 2, 3))).all()
+    assert (heavy - images).mean() > 2 * (light - images).mean()
+    # without heavy rain the random stream is untouched: earlier runs' crops stay the same
+    assert torch.equal(D.rain(images, generator=gen(), heavy_share=0.0), light)
+
+
 def test_haze_lowers_contrast_raises_mean(images):
     y = D.haze(images, generator=gen())
     assert (y.mean(dim=(1, 2, 3)) > images.mean(dim=(1, 2, 3))).all()
@@ -324,6 +334,16 @@ def test_training_batcher_lowlight_mix_and_task_probs(banks, kernels):
     assert (denoise.next(8)[2] == 0).all()
     with pytest.raises(ValueError):
         TrainingBatcher(clean, pairs, kernels, task_probs=[1, 1])
+
+
+def test_heavy_rain_share_reaches_only_the_rain_crops(banks, kernels):
+    clean, pairs = banks
+    plain = TrainingBatcher(clean, pairs, kernels, crop=32, seed=5).next(20)
+    heavy = TrainingBatcher(clean, pairs, kernels, crop=32, seed=5, heavy_rain_share=1.0).next(20)
+    assert torch.equal(plain[2], heavy[2])
+    rain = plain[2] == TASKS.index("derain")
+    assert torch.equal(plain[1][rain], heavy[1][rain])                 # the same clean crops, more rain
+    assert (heavy[0][rain] - heavy[1][rain]).mean() > (plain[0][rain] - plain[1][rain]).mean()
 
 
 def test_some_denoising_crops_are_dark_gray_like_fluorescence(tmp_path):

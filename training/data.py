@@ -189,7 +189,7 @@ class TrainingBatcher:
     def __init__(self, clean_bank: ImageBank, lowlight_pairs: PairedBank | None = None,
                  kernels: torch.Tensor | None = None, task_probs: Sequence[float] | None = None,
                  crop: int = 128, device=None, seed: int = 0, real_lowlight_fraction: float = 0.5,
-                 fluorescence_fraction: float = 0.3):
+                 fluorescence_fraction: float = 0.3, heavy_rain_share: float = 0.0):
         self.clean = clean_bank
         self.pairs = lowlight_pairs
         self.device = torch.device(device) if device is not None else clean_bank.device
@@ -202,6 +202,7 @@ class TrainingBatcher:
         self.task_probs = (probs / probs.sum()).double()
         self.crop = crop
         self.fluorescence_fraction = fluorescence_fraction
+        self.heavy_rain_share = heavy_rain_share
         self.real_lowlight_fraction = real_lowlight_fraction if lowlight_pairs is not None else 0.0
         self.host_rng = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -229,7 +230,7 @@ class TrainingBatcher:
         n_synth = int(ids.numel())
         clean = self.clean.sample(n_synth, self.crop, self.generator)
         clean, fluorescent = self._fluorescence_like(clean, ids)
-        degraded = degrade(clean, ids, self.kernels, self.generator)
+        degraded = degrade(clean, ids, self.kernels, self.generator, heavy_rain_share=self.heavy_rain_share)
         n = fluorescent.shape[0]  # the denoise rows, which come first
         if n:
             # Microscope noise for the fluorescence-like ones: shot + read noise, drawn once on the

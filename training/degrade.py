@@ -146,7 +146,7 @@ def _streak_kernels(h: int, w: int, angle: torch.Tensor, length: torch.Tensor, w
     return profile * extent * taper
 
 
-def rain(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def rain(x: torch.Tensor, generator: torch.Generator | None = None, heavy_share: float = 0.0) -> torch.Tensor:
     """Rendered rain streaks in the style of Rain100L (light rain, thin bright streaks).
 
     Sparse random seeds convolved (FFT, so periodic: streaks wrap around the crop edge,
@@ -155,22 +155,38 @@ def rain(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Ten
     A second, fainter layer at a nearby angle gives the depth variation real rain shows.
     Tuned to Rain100L (same BSD image scale): input PSNR 25.8 vs 25.5 dB, 14% vs 13% of
     pixels brightened by > 0.05, streak amplitude 0.13 vs 0.13.
+
+    ``heavy_share`` of the images get heavy rain as real photos show it (``real/rain``): three to
+    eight times the streaks, longer and softer, over a veil of mist (``x t + a (1 - t)``, ``t`` in
+    [0.65, 0.9]) that the derain prompt must lift too: the light streaks alone are not what real
+    rain looks like (a sensor trained on them reads 7 of 8 real rain photos as haze or blur,
+    tools/sensor_on_real.py).
     """
     b, _, h, w = x.shape
     xf = x.float()
     angle = _uniform(b, -30.0, 30.0, xf, generator) * (math.pi / 180)
     density = _log_uniform(b, 0.001, 0.0035, xf, generator)     # seeds per pixel
     opacity = _uniform(b, 0.35, 0.9, xf, generator)
+    stretch = 1.0
+    # Drawn only when asked for, so that with heavy_share 0 the random stream (and with it every
+    # validation crop) is what it was before heavy rain existed.
+    if heavy_share > 0:
+        heavy = _uniform(b, 0.0, 1.0, xf, generator) < heavy_share
+        density = torch.where(heavy, density * _uniform(b, 3.0, 8.0, xf, generator), density)
+        opacity = torch.where(heavy, opacity * 0.6, opacity)
+        stretch = torch.where(heavy, _uniform(b, 1.3, 2.0, xf, generator), 1.0)
+        veil = torch.where(heavy, _uniform(b, 0.65, 0.9, xf, generator), 1.0)
+        xf = xf * veil + _uniform(b, 0.75, 0.95, xf, generator) * (1 - veil)
     streak = torch.zeros(b, 1, h, w, device=x.device)
     for layer in range(2):  # near layer: longer, brighter; far layer: shorter, fainter
         a = angle + (0 if layer == 0 else _uniform(b, -8.0, 8.0, xf, generator) * (math.pi / 180))
-        length = _uniform(b, 10.0, 40.0, xf, generator) * (1.0 if layer == 0 else 0.6)
+        length = _uniform(b, 10.0, 40.0, xf, generator) * (1.0 if layer == 0 else 0.6) * stretch
         width = 1.0 + 2.0 * _uniform(b, 0.0, 1.0, xf, generator) ** 3 * (1.0 if layer == 0 else 0.5)
         dens = density * (1.0 if layer == 0 else 1.5)
         gain = opacity * (1.0 if layer == 0 else 0.5)
         u = torch.rand(b, 1, h, w, generator=generator, device=x.device)
         seeds = (u < dens) * gain * (0.5 + 0.5 * u / dens)   # reuse u: a uniform in [0.5, 1] per seed
-        blur_sigma = _uniform(b, 0.3, 0.8, xf, generator)
+        blur_sigma = _uniform(b, 0.3, 0.8, xf, generator) * stretch
         k = _streak_kernels(h, w, a, length, width)
         streak = streak + _fft_conv(seeds, k, _gaussian_tf(blur_sigma, h, w, x.device))
     s = streak.clamp(0, 1)
@@ -356,14 +372,16 @@ CLEAR_HAZE_SHARE = 0.25
 
 
 def degrade(x: torch.Tensor, task_ids: torch.Tensor, kernels: torch.Tensor | None,
-            generator: torch.Generator | None = None, gaussian_prob: float = 0.75) -> torch.Tensor:
+            generator: torch.Generator | None = None, gaussian_prob: float = 0.75,
+            heavy_rain_share: float = 0.0) -> torch.Tensor:
     """Apply per image the degradation of ``TASKS[task_ids[i]]``.
 
     Each task's sub-batch is processed in one vectorised call. "denoise" is Gaussian noise
     with ``gaussian_prob`` and Poisson-Gaussian otherwise (both are computed on the
     denoise sub-batch and selected per image, which avoids a data-dependent split).
     Pass ``task_ids`` on the CPU to avoid a device sync: the grouping is done on the host
-    and only index tensors are uploaded.
+    and only index tensors are uploaded. ``heavy_rain_share``: the share of the rain images
+    that get heavy rain with mist (see :func:`rain`).
     """
     ids = task_ids.detach().to("cpu", torch.long).view(-1)
     if ids.numel() != x.shape[0]:
@@ -382,7 +400,7 @@ def degrade(x: torch.Tensor, task_ids: torch.Tensor, kernels: torch.Tensor | Non
             y = torch.where(use_gauss, gaussian_noise(sub, generator=generator),
                             poisson_gaussian_noise(sub, generator=generator))
         elif name == "derain":
-            y = rain(sub, generator=generator)
+            y = rain(sub, generator=generator, heavy_share=heavy_rain_share)
         elif name == "dehaze":
             y = haze(sub, generator=generator, clear_share=CLEAR_HAZE_SHARE)
         elif name == "deblur":
