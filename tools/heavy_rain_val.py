@@ -43,6 +43,8 @@ def main() -> None:
     model.load_state_dict(state)
     model.eval()
     root = CONFIGS / cfg["data"]["root"]
+    if not root.is_dir():
+        raise SystemExit(f"no training data at {root.resolve()}: the shared data folder must sit beside the checkout")
     _, (val_clean, val_stems), kernels = _splits(cfg["data"], root)
     only_rain = [1.0 if t == "derain" else 0.0 for t in TASKS]
     val = _batcher(cfg["data"], root, val_clean, val_stems, kernels, torch.device("cpu"), crop=cfg["data"]["crop"],

@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=5, help="frames read per clip")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if not (args.data / "real").is_dir():
+        raise SystemExit(f"no real/ folder in {args.data}: pass --data with the shared data folder")
     torch.set_num_threads(args.threads)
     restorer = pip_filters.load(args.model, device="cpu", weights=args.weights)
     groups: dict[str, list[tuple[str, np.ndarray]]] = {}
