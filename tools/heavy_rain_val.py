@@ -18,11 +18,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pip_filters.models import build_model
-from pip_filters.registry import get_spec
+import pip_filters
 from pip_filters.tasks import TASKS
 from pip_filters.training.train import _batcher, _splits, crop_psnr, task_psnr
-from pip_filters.weights_io import load_weights
 
 CONFIGS = Path(__file__).resolve().parent.parent / "training" / "configs"
 RAIN = TASKS.index("derain")
@@ -38,10 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = tomllib.loads((CONFIGS / f"{args.model}.toml").read_text())
-    state, header = load_weights(args.weights or get_spec(args.model).weights_path)
-    model = build_model(header["config"])
-    model.load_state_dict(state)
-    model.eval()
+    model = pip_filters.load(args.model, device="cpu", precision="fp32", weights=args.weights).model
     root = CONFIGS / cfg["data"]["root"]
     if not root.is_dir():
         raise SystemExit(f"no training data at {root.resolve()}: the shared data folder must sit beside the checkout")

@@ -14,24 +14,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
 import pip_filters
 from pip_filters.training.data import decode_rgb, list_images
+from pip_filters.video.probe import probe
+from pip_filters.video.sampling import sample_frames
 
 # What each photo folder and each clip (by the start of its name) shows.
 FOLDERS = {"rain": "derain", "hazy": "dehaze", "blur": "deblur"}
 CLIPS = {"rain_": "derain", "NTURain": "derain", "lowlight_": "lowlight", "blur_": "deblur"}
-
-
-def clip_frames(path: Path, count: int) -> list[np.ndarray]:
-    """``count`` frames spread evenly over a clip, as RGB uint8."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
-    return [frames[i] for i in picks]
 
 
 def main() -> None:
@@ -53,7 +46,8 @@ def main() -> None:
     for f in sorted((args.data / "videos").glob("*")):
         task = next((t for prefix, t in CLIPS.items() if f.name.startswith(prefix)), None)
         if task:
-            for i, frame in enumerate(clip_frames(f, args.frames)):
+            # The frames pip-video's --task auto reads: spread over the clip and upright.
+            for i, frame in enumerate(sample_frames(probe(f), args.frames)):
                 groups.setdefault(f"videos ({task})", []).append((f"{f.name}#{i}", frame))
     for group, items in groups.items():
         task = group.split("(")[1].rstrip(")")
