@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,10 @@ from pip_filters.tasks import TASKS
 from pip_filters.training import degrade as D
 from pip_filters.training.data import ImageBank, PairedBank, TrainingBatcher, split_files
 
-SHARED_KERNELS = Path(__file__).resolve().parents[1].parent / "shared/data/train/usrnet12-kernels/kernels12_derived.npz"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared/data"
+SHARED_KERNELS = SHARED / "train/usrnet12-kernels/kernels12_derived.npz"
+TEST_KERNELS = SHARED / "test/levin8-kernels/levin8_derived.npz"   # read only to check no training pool holds them
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -185,6 +189,10 @@ def test_load_kernels_pads_and_normalises(tmp_path):
     assert torch.allclose(k[2, 0, 2:5, 2:5], torch.full((3, 3), 1 / 9))   # k10 sorts after k2
     np.savez(tmp_path / "stack.npz", kernels=np.ones((4, 5, 5)))
     assert D.load_kernels(tmp_path / "stack.npz").shape == (4, 1, 5, 5)
+    skipped = D.load_kernels(tmp_path / "k.npz", skip=["k2"])
+    assert skipped.shape == (2, 1, 5, 5) and torch.equal(skipped[1], k[2, :, 1:6, 1:6])
+    with pytest.raises(ValueError, match="k11"):
+        D.load_kernels(tmp_path / "k.npz", skip=["k11"])
 
 
 @pytest.mark.skipif(not SHARED_KERNELS.exists(), reason="shared data not present (../shared/data)")
@@ -192,6 +200,27 @@ def test_load_real_usrnet_kernels():
     k = D.load_kernels(SHARED_KERNELS)
     assert k.shape == (12, 1, 25, 25)
     assert torch.allclose(k.sum(dim=(1, 2, 3)), torch.ones(12), atol=1e-5)
+
+
+def _support(kernel: torch.Tensor) -> torch.Tensor:
+    """A kernel cut to its non-zero rows and columns (so padding does not hide a match)."""
+    k = kernel.reshape(kernel.shape[-2:])
+    rows, cols = k.sum(1).nonzero().flatten(), k.sum(0).nonzero().flatten()
+    return k[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+@pytest.mark.skipif(not SHARED_KERNELS.exists() or not TEST_KERNELS.exists(), reason="shared data not present (../shared/data)")
+@pytest.mark.parametrize("config", sorted((REPO / "training" / "configs").glob("*.toml")), ids=lambda p: p.stem)
+def test_no_training_config_blurs_with_a_test_kernel(config):
+    """The USRNet set repeats two of the Levin kernels, which are test data: every config must
+    leave them out of its training (and validation) pool."""
+    data = tomllib.loads(config.read_text())["data"]
+    pool = [_support(k) for k in D.load_kernels(SHARED / data["kernels"], skip=data.get("kernels_skip", ()))]
+    for t, test_kernel in enumerate(D.load_kernels(TEST_KERNELS)):
+        test_kernel = _support(test_kernel)
+        for i, k in enumerate(pool):
+            same = k.shape == test_kernel.shape and torch.allclose(k, test_kernel, atol=1e-6)
+            assert not same, f"{config.name}: training kernel {i + 1} of the pool is Levin test kernel k{t + 1}"
 
 
 def test_degrade_routes_each_task(monkeypatch, images, kernels):

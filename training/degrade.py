@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -241,15 +242,19 @@ def haze(x: torch.Tensor, generator: torch.Generator | None = None,
 KERNEL_SIZE = 31  # support of the on-the-fly trajectory kernels (and the minimum common size)
 
 
-def load_kernels(path: str | Path) -> torch.Tensor:
+def load_kernels(path: str | Path, skip: Sequence[str] = ()) -> torch.Tensor:
     """Blur kernels from an ``.npz`` as ``[K, 1, k, k]`` float32, each zero-padded (centred)
     to a common odd size and normalised to sum 1.
 
     Accepts one array per key (``k1`` ... ``k12``, the USRNet set; keys sorted naturally) or
-    arrays that already stack several kernels along the first axis.
+    arrays that already stack several kernels along the first axis. ``skip`` names keys to
+    leave out (the training configs skip the USRNet kernels that are Levin test kernels).
     """
     with np.load(path, allow_pickle=False) as z:
-        keys = sorted(z.files, key=lambda k: (len(k), k))  # k2 before k10
+        unknown = set(skip) - set(z.files)
+        if unknown:
+            raise ValueError(f"{path}: no kernels named {sorted(unknown)} to skip (it has {sorted(z.files)})")
+        keys = sorted((k for k in z.files if k not in skip), key=lambda k: (len(k), k))  # k2 before k10
         arrays = [np.asarray(z[k], dtype=np.float64) for k in keys]
     kernels = [a for arr in arrays for a in (arr if arr.ndim == 3 else [arr])]
     size = max(max(k.shape) for k in kernels)

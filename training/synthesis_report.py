@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,9 @@ def main() -> None:
     h = min(a.shape[0] for a in arrays)
     w = min(a.shape[1] for a in arrays)
     clean = torch.stack([to_tensor(np.ascontiguousarray(a[:h, :w])) for a in arrays])
-    kernels = D.load_kernels(data / "train" / "usrnet12-kernels" / "kernels12_derived.npz")
+    # the default model's training pool (its config leaves out the kernels that are test kernels)
+    pool = tomllib.loads((REPO / "training" / "configs" / "pip-nafnet-s.toml").read_text())["data"]
+    kernels = D.load_kernels(data / pool["kernels"], skip=pool.get("kernels_skip", ()))
 
     def synth(fn) -> list[tuple[torch.Tensor, torch.Tensor]]:
         out = torch.cat([fn(c) for c in clean.split(16)])

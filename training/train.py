@@ -84,7 +84,7 @@ def _splits(data: dict, root: Path):
     if data.get("lowlight_pairs"):
         stems = [p.stem for p in list_images(root / data["lowlight_pairs"] / "target")]
         train_stems, val_stems = split_files(stems, data["val_fraction"], seed=0)
-    kernels = load_kernels(root / data["kernels"]) if data.get("kernels") else None
+    kernels = load_kernels(root / data["kernels"], skip=data.get("kernels_skip", ())) if data.get("kernels") else None
     return (train_clean, train_stems), (val_clean, val_stems), kernels
 
 
