@@ -375,6 +375,22 @@ def test_heavy_rain_share_reaches_only_the_rain_crops(banks, kernels):
     assert (heavy[0][rain] - heavy[1][rain]).mean() > (plain[0][rain] - plain[1][rain]).mean()
 
 
+def test_clean_share_leaves_synthetic_crops_of_every_task_undegraded(banks, kernels):
+    clean, pairs = banks
+    plain = TrainingBatcher(clean, pairs, kernels, crop=32, seed=5).next(40)
+    assert all(torch.equal(a, b) for a, b in zip(plain, TrainingBatcher(clean, pairs, kernels, crop=32, seed=5,
+                                                                         clean_share=0.0).next(40)))
+    degraded, target, ids = TrainingBatcher(clean, pairs, kernels, crop=32, seed=5, clean_share=1.0).next(40)
+    real = (degraded.flatten(1) == 3 / 255).all(dim=1)                   # the real low-light pairs stay
+    assert torch.equal(real, (plain[0].flatten(1) == 3 / 255).all(dim=1)) and real.any()
+    assert torch.equal(ids, plain[2]) and torch.equal(target[~real], plain[1][~real])   # same crops, labels
+    assert torch.equal(degraded[~real], target[~real])
+    degraded, target, ids = TrainingBatcher(clean, pairs, kernels, crop=32, seed=5, clean_share=0.5).next(200)
+    spared = (degraded == target).flatten(1).all(dim=1)
+    for task in range(len(TASKS)):
+        assert spared[ids == task].any() and not spared[ids == task].all(), TASKS[task]
+
+
 def test_some_denoising_crops_are_dark_gray_like_fluorescence(tmp_path):
     from PIL import Image
 

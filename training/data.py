@@ -183,13 +183,15 @@ class TrainingBatcher:
     decided on the host with a seeded CPU generator so the device never has to report back.
     Low-light samples come from the real pairs with probability ``real_lowlight_fraction``
     (when given) and from :func:`underexpose` of clean crops otherwise. Rows are grouped by
-    task (order inside a batch does not matter for training).
+    task (order inside a batch does not matter for training). ``heavy_rain_share`` is passed to
+    :func:`degrade`; ``clean_share`` of the synthetic crops are left undegraded, under their task's
+    label (the training batcher only; validation keeps every crop degraded).
     """
 
     def __init__(self, clean_bank: ImageBank, lowlight_pairs: PairedBank | None = None,
                  kernels: torch.Tensor | None = None, task_probs: Sequence[float] | None = None,
                  crop: int = 128, device=None, seed: int = 0, real_lowlight_fraction: float = 0.5,
-                 fluorescence_fraction: float = 0.3, heavy_rain_share: float = 0.0):
+                 fluorescence_fraction: float = 0.3, heavy_rain_share: float = 0.0, clean_share: float = 0.0):
         self.clean = clean_bank
         self.pairs = lowlight_pairs
         self.device = torch.device(device) if device is not None else clean_bank.device
@@ -203,6 +205,7 @@ class TrainingBatcher:
         self.crop = crop
         self.fluorescence_fraction = fluorescence_fraction
         self.heavy_rain_share = heavy_rain_share
+        self.clean_share = clean_share
         self.real_lowlight_fraction = real_lowlight_fraction if lowlight_pairs is not None else 0.0
         self.host_rng = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -238,6 +241,11 @@ class TrainingBatcher:
             # the background, ~0.02 overall) to heavy.
             noisy = poisson_gaussian_noise(clean[:n], self.generator, peak_range=(10.0, 1000.0), gray_prob=1.0)
             degraded = torch.cat([torch.where(fluorescent, noisy, degraded[:n]), degraded[n:]])
+        if self.clean_share > 0:  # no extra random draws at 0, so earlier batches stay identical
+            # A share of the synthetic crops stays clean whatever its task: every prompt learns to
+            # leave an undegraded image alone (what a misread of the sensor costs), and the sensor,
+            # shown clean crops under every label, learns to spread its weights over them.
+            degraded = torch.where(_coin(n_synth, self.clean_share, clean, self.generator), clean, degraded)
         if n_real:
             real_in, real_clean = self.pairs.sample(n_real, self.crop, self.generator)
             degraded = torch.cat([degraded, real_in])

@@ -106,9 +106,10 @@ def validation_batches(data: dict, root: Path, device, crop: int | None = None, 
 
 def build_data(data: dict, root: Path, device, seed: int, rank: int):
     (train_clean, train_stems), (val_clean, _), kernels = _splits(data, root)
-    # task_probs and heavy rain shift what is trained on; validation stays as it was, so runs compare.
+    # task_probs, heavy rain and clean crops shift what is trained on; validation stays as it was, so runs compare.
     train = _batcher(data, root, train_clean, train_stems, kernels, device, task_probs=data.get("task_probs"),
-                     heavy_rain_share=data.get("heavy_rain_share", 0.0), crop=data["crop"], seed=seed + 1000 * rank)
+                     heavy_rain_share=data.get("heavy_rain_share", 0.0), clean_share=data.get("clean_share", 0.0),
+                     crop=data["crop"], seed=seed + 1000 * rank)
     return train, validation_batches(data, root, device), {"train_clean": len(train_clean), "val_clean": len(val_clean)}
 
 
