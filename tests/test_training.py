@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 import pip_filters
 from pip_filters.training.train import main as train
+from pip_filters.weights_io import load_weights, save_weights
 
 CONFIG = """
 model = "pip-nafnet-t"
@@ -127,6 +128,48 @@ def test_sensor_finetune_trains_only_the_sensor(setup, tmp_path):
     assert float(after["sensor.sharpness"]) == tune["sharpness"] and tune["sharpness"] in SHARPNESS_GRID
     assert set(tune["auto_psnr_by_sharpness"]) == {"true task"} | {str(s) for s in SHARPNESS_GRID}
     assert "sharpness" in card
+
+
+def test_sensor_finetune_can_start_from_another_runs_sensor(setup, tmp_path):
+    from pip_filters.training.finetune_sensor import main as finetune
+
+    root, config = setup
+    weights, donor = tmp_path / "pip-nafnet-t.safetensors", tmp_path / "donor" / "pip-nafnet-t.safetensors"
+    donor.parent.mkdir()
+    shutil.copy(pip_filters.MODELS["pip-nafnet-t"].weights_path, weights)
+    state, header = load_weights(weights)
+    donor_state = {k: v + 0.01 * torch.randn_like(v) if k.startswith("sensor.") and v.is_floating_point() else v
+                   for k, v in state.items()}                                 # a donor with another sensor
+    save_weights(donor, donor_state, header["config"], header["metadata"])
+    before, other = load_file(str(weights)), load_file(str(donor))
+    finetune([str(config), "--weights", str(weights), "--sensor-from", str(donor), "--data", str(root),
+              "--steps", "0", "--calibration-crop", "48", "--calibration-batches", "1"])
+    after = load_file(str(weights))
+    for name, tensor in after.items():
+        source = other if name.startswith("sensor.") and name != "sensor.sharpness" else before
+        if name != "sensor.sharpness":
+            assert torch.equal(tensor, source[name]), name
+    tune = pip_filters.load(weights=weights, device="cpu").info["sensor_finetune"]
+    assert tune["sensor_from"]["file"] == donor.name
+    assert "started from the sensor of" in (tmp_path / "pip-nafnet-t.md").read_text()
+
+
+def test_sensor_loss_ignores_undegraded_crops():
+    from pip_filters.models import build_model
+    from pip_filters.training.train import TrainStep
+
+    torch.manual_seed(0)
+    step = TrainStep(build_model(pip_filters.MODELS["pip-nafnet-t"].config).eval())
+    clean = torch.rand(4, 3, 32, 32)
+    degraded = clean.clone()
+    degraded[2:] = (clean[2:] + 0.2 * torch.randn(2, 3, 32, 32)).clamp(0, 1)   # crops 0 and 1 left clean
+    labels = torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        _, sensor, _ = step(degraded, clean, labels)
+        _, relabelled_clean, _ = step(degraded, clean, torch.tensor([4, 4, 2, 3]))
+        _, relabelled_noisy, _ = step(degraded, clean, torch.tensor([0, 1, 4, 4]))
+    assert torch.equal(sensor, relabelled_clean)          # the undegraded crops' labels do not count
+    assert not torch.equal(sensor, relabelled_noisy)
 
 
 def test_sensor_finetune_can_learn_the_prompt_that_restores_best(setup, tmp_path):

@@ -58,9 +58,12 @@ def _sensor_line(meta: dict) -> str:
     tune = meta.get("sensor_finetune")
     if not tune:
         return ""
+    start = tune.get("sensor_from")
+    taken = (f" It started from the sensor of `{start['file']}` (sha256 `{start['sha256'][:12]}...`), not the one this"
+             " run trained." if start else "")
     return (f"\n- Sensor fine-tuned afterwards with the restoration network frozen (pip-finetune-sensor): {tune['steps']}"
             f" steps, batch {tune['batch']}, labels: {tune.get('labels', 'the degradation applied')}; validation accuracy against those labels"
-            f" {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}."
+            f" {tune['val_accuracy_before']} -> {tune['val_accuracy_after']}." + taken
             + (" No step beat the sensor it started from, so that one was kept." if tune["steps"]
                and tune["val_accuracy_after"] <= tune["val_accuracy_before"] else "")
             + _sharpness_text(tune))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pip_filters.hardware import device_name
 from pip_filters.registry import WEIGHTS_DIR, get_spec
 from pip_filters.tasks import TASKS
-from pip_filters.weights_io import load_weights
+from pip_filters.weights_io import file_sha256, load_weights
 
 from .export import write_release
 from .train import build_data, crop_psnr, sensor_accuracy, task_psnr, validation_batches
@@ -90,6 +90,8 @@ def main(argv=None):
     parser.add_argument("config", type=Path)
     parser.add_argument("--weights", type=Path, help="default: the package's weights for the config's model")
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--sensor-from", type=Path,
+                        help="start from the sensor of these weights (same model) instead of the one in --weights")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -116,6 +118,14 @@ def main(argv=None):
 
     model = build_model(header["config"])
     model.load_state_dict(state)
+    sensor_from = None
+    if args.sensor_from:
+        # The sensor reads only the degraded image, so another run's sensor fits this network as is.
+        other, other_header = load_weights(args.sensor_from, expected_sha256=None)
+        if other_header["config"] != header["config"]:
+            raise SystemExit(f"--sensor-from {args.sensor_from}: not the same model configuration as {path}")
+        model.sensor.load_state_dict({k.removeprefix("sensor."): v for k, v in other.items() if k.startswith("sensor.")})
+        sensor_from = {"file": args.sensor_from.name, "sha256": file_sha256(args.sensor_from)}
     sensor = model.sensor.train()
     root = args.data or (args.config.parent / cfg["data"]["root"])
     batcher, val_batches, _ = build_data(cfg["data"], Path(root), torch.device("cpu"), seed=777, rank=0)
@@ -182,6 +192,8 @@ def main(argv=None):
                                "sharpness": sharpness, "calibration": f"{40 * args.calibration_batches} held-out"
                                f" {args.calibration_crop} px crops, every task equally often",
                                "auto_psnr_by_sharpness": {str(k): v for k, v in scores.items()}}
+    if sensor_from:
+        meta["sensor_finetune"]["sensor_from"] = sensor_from
     out = write_release(args.weights.parent if args.weights else WEIGHTS_DIR, spec, model.state_dict(), header["config"], meta)
     print(f"sensor accuracy {before:.4f} -> {best:.4f} against {labels}, {applied_accuracy:.4f} against the degradation"
           f" applied; sharpness {sharpness:g}; wrote {out}")

@@ -51,7 +51,11 @@ class TrainStep(nn.Module):
         restored = self.model(degraded, weights)
         logits = self.model.sensor(degraded)
         pixel = torch.sqrt((restored.float() - clean) ** 2 + 1e-6).mean()  # Charbonnier
-        return pixel, F.cross_entropy(logits.float(), task_ids), self.model.prompt_separation_loss()
+        # An undegraded crop (data.clean_share) shows no sign of its label: the sensor does not learn from it.
+        informative = (degraded != clean).flatten(1).any(dim=1).float()
+        per_crop = F.cross_entropy(logits.float(), task_ids, reduction="none")
+        sensor = (per_crop * informative).sum() / informative.sum().clamp_min(1.0)
+        return pixel, sensor, self.model.prompt_separation_loss()
 
 
 def learning_rate(step: int, cfg: dict, total: int) -> float:
