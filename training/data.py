@@ -243,8 +243,8 @@ class TrainingBatcher:
             degraded = torch.cat([torch.where(fluorescent, noisy, degraded[:n]), degraded[n:]])
         if self.clean_share > 0:  # no extra random draws at 0, so earlier batches stay identical
             # A share of the synthetic crops stays clean whatever its task: every prompt learns to
-            # leave an undegraded image alone (what a misread of the sensor costs), and the sensor,
-            # shown clean crops under every label, learns to spread its weights over them.
+            # leave an undegraded image alone (what a misread of the sensor costs). The sensor's
+            # loss skips these crops (train.TrainStep): they show no sign of their label.
             degraded = torch.where(_coin(n_synth, self.clean_share, clean, self.generator), clean, degraded)
         if n_real:
             real_in, real_clean = self.pairs.sample(n_real, self.crop, self.generator)
