@@ -12,8 +12,6 @@ the separate check for the heavy rain a run may train on (``data.heavy_rain_shar
 from __future__ import annotations
 
 import argparse
-import tomllib
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,27 +20,25 @@ import pip_filters
 from pip_filters.tasks import TASKS
 from pip_filters.training.train import _batcher, _splits, crop_psnr, task_psnr
 
-CONFIGS = Path(__file__).resolve().parent.parent / "training" / "configs"
+import held_out  # tools/held_out.py, beside this script
+
 RAIN = TASKS.index("derain")
 
 
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="pip-nafnet-s")
-    parser.add_argument("--weights", type=Path, help="default: the package's weights for --model")
+    held_out.add_arguments(parser)
     parser.add_argument("--crops", type=int, default=80, help="held-out crops (batches of 40)")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = tomllib.loads((CONFIGS / f"{args.model}.toml").read_text())
+    _, data, root = held_out.config_data(args)
     model = pip_filters.load(args.model, device="cpu", precision="fp32", weights=args.weights).model
-    root = CONFIGS / cfg["data"]["root"]
     if not root.is_dir():
-        raise SystemExit(f"no training data at {root.resolve()}: the shared data folder must sit beside the checkout")
-    _, (val_clean, val_stems), kernels = _splits(cfg["data"], root)
+        raise SystemExit(f"no training data at {root}: the shared data folder must sit beside the checkout")
+    _, (val_clean, val_stems), kernels = _splits(data, root)
     only_rain = [1.0 if t == "derain" else 0.0 for t in TASKS]
-    val = _batcher(cfg["data"], root, val_clean, val_stems, kernels, torch.device("cpu"), crop=cfg["data"]["crop"],
+    val = _batcher(data, root, val_clean, val_stems, kernels, torch.device("cpu"), crop=data["crop"],
                    seed=12345, task_probs=only_rain, heavy_rain_share=1.0)
     batches = [val.next(40) for _ in range(max(1, args.crops // 40))]
     inputs = torch.cat([crop_psnr(d, c) for d, c, _ in batches])

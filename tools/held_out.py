@@ -24,12 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2)
 
 
+def config_data(args: argparse.Namespace) -> tuple[Path, dict, Path]:
+    """The config file of --model (or --config), its [data] table and the data root it names."""
+    config = args.config or CONFIGS / f"{args.model}.toml"
+    data = tomllib.loads(config.read_text())["data"]
+    return config, data, (config.parent / data["root"]).resolve()
+
+
 def load(args: argparse.Namespace) -> tuple[pip_filters.Restorer, list[np.ndarray]]:
     """The restorer on the CPU and the held-out clean images (uint8 H x W x 3)."""
     torch.set_num_threads(args.threads)
-    config = args.config or CONFIGS / f"{args.model}.toml"
-    data = tomllib.loads(config.read_text())["data"]
-    _, (val_clean, _), _ = _splits(data, (config.parent / data["root"]).resolve())
+    config, data, root = config_data(args)
+    _, (val_clean, _), _ = _splits(data, root)
     restorer = pip_filters.load(weights=args.weights, device="cpu") if args.weights else \
         pip_filters.load(args.model, device="cpu")
     images = [decode_rgb(f) for f in val_clean]
