@@ -31,13 +31,18 @@ def config_data(args: argparse.Namespace) -> tuple[Path, dict, Path]:
     return config, data, (config.parent / data["root"]).resolve()
 
 
+def restorer(args: argparse.Namespace) -> pip_filters.Restorer:
+    """The restorer of --weights, or of --model's shipped weights, on the CPU."""
+    if args.weights:
+        return pip_filters.load(weights=args.weights, device="cpu")
+    return pip_filters.load(args.model, device="cpu")
+
+
 def load(args: argparse.Namespace) -> tuple[pip_filters.Restorer, list[np.ndarray]]:
     """The restorer on the CPU and the held-out clean images (uint8 H x W x 3)."""
     torch.set_num_threads(args.threads)
     config, data, root = config_data(args)
     _, (val_clean, _), _ = _splits(data, root)
-    restorer = pip_filters.load(weights=args.weights, device="cpu") if args.weights else \
-        pip_filters.load(args.model, device="cpu")
     images = [decode_rgb(f) for f in val_clean]
     print(f"{len(images)} held-out images ({config.name}'s validation split of train/)")
-    return restorer, images
+    return restorer(args), images
