@@ -87,17 +87,17 @@ def to_unit(plane: np.ndarray, value_range) -> np.ndarray:
 
 
 def submit_plane(restorer, plane: np.ndarray, rgb: bool, prompt, strength: float, tile, value_range,
-                 on_progress=None):
+                 on_progress=None, ensemble: bool = False):
     """Queue one plane's restoration (``.result()`` gives it): on a GPU the next plane can be
     read and queued while this one is computed."""
     overlap = min(32, tile // 4) if tile else 32  # the core wants overlap < tile / 2
     return restorer.submit(np.asarray(plane), prompt=prompt, strength=strength, tile=tile, overlap=overlap,
                            channel_axis=-1 if rgb else None, value_range=value_range,
-                           on_progress=on_progress)
+                           on_progress=on_progress, ensemble=ensemble)
 
 
 def restore_eager(restorer, data, rgb: bool, prompt, strength: float, tile, value_range,
-                  report: Callable[[int, int], None] | None = None) -> np.ndarray:
+                  report: Callable[[int, int], None] | None = None, ensemble: bool = False) -> np.ndarray:
     """Restore every plane of a stack into a numpy array, reading one plane at a time.
     report(done, total) is called after every tile (the restorer's progress, scaled over the
     planes) and may raise JobCancelled."""
@@ -115,7 +115,8 @@ def restore_eager(restorer, data, rgb: bool, prompt, strength: float, tile, valu
             if report:
                 report(number * total + done, count * total)
 
-        queued = (index, submit_plane(restorer, data[index], rgb, prompt, strength, tile, value_range, on_progress))
+        queued = (index, submit_plane(restorer, data[index], rgb, prompt, strength, tile, value_range, on_progress,
+                                      ensemble))
         if in_flight is not None:
             out[in_flight[0]] = in_flight[1].result()
         in_flight = queued
@@ -124,7 +125,7 @@ def restore_eager(restorer, data, rgb: bool, prompt, strength: float, tile, valu
     return out
 
 
-def restore_lazy(restorer, data, rgb: bool, prompt, strength: float, tile, value_range):
+def restore_lazy(restorer, data, rgb: bool, prompt, strength: float, tile, value_range, ensemble: bool = False):
     """A lazy dask result: one chunk per plane (the image axes whole), restored when read."""
     import dask.array as da
 
@@ -135,7 +136,8 @@ def restore_lazy(restorer, data, rgb: bool, prompt, strength: float, tile, value
     def restore_block(block: np.ndarray) -> np.ndarray:
         out = np.empty(block.shape, block.dtype)
         for index in np.ndindex(*block.shape[: len(lead)]):
-            out[index] = submit_plane(restorer, block[index], rgb, prompt, strength, tile, value_range).result()
+            out[index] = submit_plane(restorer, block[index], rgb, prompt, strength, tile, value_range,
+                                      ensemble=ensemble).result()
         return out
 
     return array.map_blocks(restore_block, dtype=array.dtype, meta=np.empty((0,) * array.ndim, array.dtype))

@@ -29,6 +29,7 @@ class RestoreWidget(Container):
         self.strength = FloatSlider(label="strength", min=0.0, max=1.0, step=0.05, value=1.0)
         self.tile = SpinBox(label="tile (0: auto)", min=0, max=8192, step=64, value=0)
         self.current_slice = CheckBox(text="current slice only (preview)", value=False)
+        self.ensemble = CheckBox(text="best quality (flipped copies, 2-8x slower)", value=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
@@ -37,7 +38,7 @@ class RestoreWidget(Container):
         for label in (self.detected, self.status):
             label.native.setWordWrap(True)
         self.extend([self.layer, self.task, self.task_a, self.task_b, self.mix, self.model, self.device, self.strength,
-                     self.tile, self.current_slice, buttons, self.detected, self.status])
+                     self.tile, self.current_slice, self.ensemble, buttons, self.detected, self.status])
 
         self.task.changed.connect(self._on_task)
         self.model.changed.connect(self._remember_choice)
@@ -72,7 +73,7 @@ class RestoreWidget(Container):
             task = first if first == second else {first: share, second: round(1.0 - share, 4)}
         return jobs.Settings(model=self.model.value, device=self.device.value, task=task,
                              strength=float(self.strength.value), tile=int(self.tile.value) or None,
-                             current_slice=bool(self.current_slice.value))
+                             current_slice=bool(self.current_slice.value), ensemble=bool(self.ensemble.value))
 
     def run(self, _value=None) -> jobs.Job | None:
         job = jobs.start_job(self.viewer, self.layer.value, self.settings(), on_finished=self._on_finished)

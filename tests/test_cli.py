@@ -57,6 +57,15 @@ def test_restores_a_folder_keeping_names_formats_dtypes_and_inputs(inputs, tmp_p
     assert {p: digest(p) for p in before} == before  # no input was touched
 
 
+
+def test_ensemble_flag_restores_with_flipped_copies(inputs, tmp_path):
+    photo = inputs / "rgb.png"
+    for flag, out in (([], "one"), (["--ensemble"], "ens")):
+        assert main([str(photo), "-o", str(tmp_path / out), "--model", "pip-nafnet-t", "--task", "denoise", *flag]) == 0
+    one, ens = (read_image(tmp_path / out / "rgb.png").array for out in ("one", "ens"))
+    assert ens.shape == one.shape and ens.dtype == one.dtype == np.uint8
+    assert np.abs(ens.astype(int) - one).mean() > 0.05
+
 def test_never_overwrites_inputs_or_existing_outputs(inputs, tmp_path):
     target = inputs / "rgb.png"
     before = digest(target)

@@ -149,6 +149,14 @@ def test_cli_writes_outputs(fake_root, tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert list(data["sets"]) == ["rain100l"] and data["model"] == "pip-nafnet-t"
     assert "pip-eval --model pip-nafnet-t" in (out / "results.md").read_text()
+    assert data["ensemble"] is False and "Self-ensemble" not in (out / "results.md").read_text()
+    ens = tmp_path / "ensemble"
+    assert ev.main(["--model", "pip-nafnet-t", "--data", str(fake_root), "--sets", "rain100l",
+                    "--out", str(ens), "--quiet", "--threads", "1", "--ensemble"]) == 0
+    with_ensemble = json.loads((ens / "results.json").read_text())
+    assert with_ensemble["ensemble"] is True and "Self-ensemble" in (ens / "results.md").read_text()
+    one, many = (r["sets"]["rain100l"]["images"][0]["true_psnr"] for r in (data, with_ensemble))
+    assert one != many  # the flipped copies change the output
 
 
 def test_compare_tables(tiny, fake_root, tmp_path):

@@ -128,6 +128,20 @@ def test_widget_restores_a_3d_stack_with_one_value_range(viewer, qtbot):
     assert widget.layer.value is source  # the new layer is selected, but Run stays on the source
 
 
+
+def test_widget_best_quality_uses_the_ensemble_and_records_it(viewer, qtbot):
+    source = viewer.add_image(image((2, 40, 56), np.uint16), name="cells", scale=(2.0, 0.3, 0.3))
+    widget = RestoreWidget(viewer)
+    widget.model.value, widget.device.value, widget.task.value = TINY, "cpu", "denoise"
+    plain = finish(qtbot, widget.run()).added
+    widget.ensemble.value = True
+    viewer.layers.selection.active = source
+    best = finish(qtbot, widget.run()).added
+    assert best.data.shape == source.data.shape and best.data.dtype == np.uint16
+    np.testing.assert_allclose(best.scale, source.scale)
+    assert best.metadata["pip_filters"]["ensemble"] is True and plain.metadata["pip_filters"]["ensemble"] is False
+    assert np.abs(best.data.astype(float) - plain.data).mean() > 1
+
 def test_dask_stack_is_read_plane_by_plane_or_stays_lazy(viewer, qtbot, monkeypatch):
     stack = da.from_array(image((4, 40, 56, 3)), chunks=(2, 20, 28, 3))
     source = viewer.add_image(stack, name="movie", rgb=True, translate=(5, 0, 0))

@@ -233,6 +233,17 @@ def test_cli_preview_and_summary(tmp_path, capsys):
     assert "done: 3 frames" in err and "derain 0.60" in err and "prompts computed" in err
 
 
+
+def test_cli_ensemble_changes_the_frames_not_the_timing(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", times_ms=[0, 40, 80])
+    common = ["--model", "pip-nafnet-t", "--task", "denoise", "--device", "cpu", "--quiet", "--crf", "0"]
+    assert main([str(src), str(tmp_path / "one.mp4"), *common]) == 0
+    assert main([str(src), str(tmp_path / "ens.mp4"), "--ensemble", *common]) == 0
+    one, ens = frames_rgb(tmp_path / "one.mp4"), frames_rgb(tmp_path / "ens.mp4")
+    assert len(ens) == len(one) == 3 and ens[0].shape == one[0].shape
+    assert any(np.abs(a.astype(int) - b).mean() > 0.05 for a, b in zip(one, ens))
+    assert frame_times(tmp_path / "ens.mp4") == frame_times(src)
+
 @pytest.fixture
 def real_clip():
     clip = VIDEOS / "blur_day-city_COMP3065-blurred.mp4"

@@ -292,8 +292,10 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def evaluate_set(restorer, spec: EvalSet, root: Path, limit: int | None = None, progress: bool = True) -> tuple[dict, list]:
-    """Evaluate ``restorer`` on one set. Returns (summary dict, contact-sheet rows)."""
+def evaluate_set(restorer, spec: EvalSet, root: Path, limit: int | None = None, progress: bool = True,
+                 ensemble: bool = False) -> tuple[dict, list]:
+    """Evaluate ``restorer`` on one set (with ``ensemble``, restore with the geometric
+    self-ensemble). Returns (summary dict, contact-sheet rows)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -308,8 +310,8 @@ def evaluate_set(restorer, spec: EvalSet, root: Path, limit: int | None = None, 
         degraded, target = sample.load()
         reading = restorer.detect(degraded)
         guess = max(reading, key=reading.get)
-        auto = restorer.restore(degraded, task="auto", value_range=(0, 1))
-        true = restorer.restore(degraded, task=spec.task, value_range=(0, 1))
+        auto = restorer.restore(degraded, task="auto", value_range=(0, 1), ensemble=ensemble)
+        true = restorer.restore(degraded, task=spec.task, value_range=(0, 1), ensemble=ensemble)
         degraded8, auto8, true8 = to_uint8(degraded), to_uint8(auto), to_uint8(true)
         record = {"id": sample.id, "sensor": guess, "sensor_weights": {k: round(v, 4) for k, v in reading.items()}}
         for label, img in (("input", degraded8), ("auto", auto8), ("true", true8)):
@@ -336,7 +338,7 @@ def evaluate_set(restorer, spec: EvalSet, root: Path, limit: int | None = None, 
 
 
 def evaluate(restorer, root, sets=None, out: str | Path | None = None, limit: int | None = None,
-             progress: bool = True, info: dict | None = None) -> dict:
+             progress: bool = True, info: dict | None = None, ensemble: bool = False) -> dict:
     """Evaluate ``restorer`` on ``sets`` (names, ``EvalSet``s or "all") found under the data root
     ``root``; with ``out``, write results.md, results.json and the contact sheets there."""
     root = Path(root)
@@ -352,6 +354,7 @@ def evaluate(restorer, root, sets=None, out: str | Path | None = None, limit: in
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "data_root": str(root),
         "limit": limit,
+        "ensemble": ensemble,
         "load_average_at_start": _loadavg(),
         "psnr_cap_db": PSNR_CAP,
         "protocol": protocol_lines(),
@@ -363,7 +366,7 @@ def evaluate(restorer, root, sets=None, out: str | Path | None = None, limit: in
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for spec in chosen:
-        summary, sheet = evaluate_set(restorer, spec, root, limit, progress)
+        summary, sheet = evaluate_set(restorer, spec, root, limit, progress, ensemble)
         if out is not None and sheet:
             summary["contact_sheet"] = contact_sheet(sheet, spec, out / f"{spec.name}.jpg").name
         results["sets"][spec.name] = summary
@@ -428,6 +431,9 @@ def markdown(results: dict) -> str:
                   "(deblurring: those images with all 8 kernels). Not comparable to full-set figures.**", ""]
     if not results.get("trained", True):
         lines += ["**Untrained (random) weights: these numbers are meaningless.**", ""]
+    if results.get("ensemble"):
+        lines += ["**Self-ensemble (`--ensemble`): every output is the mean of the restorations of 2 to 8 flipped or "
+                  "transposed copies (`pip_filters.ensemble`), 2 to 8 times the work of one pass.**", ""]
     if results.get("weights"):
         lines.append(f"- Weights: `{results['weights']}` (sha256 `{results.get('sha256', '?')}`)")
     lines += [
@@ -571,6 +577,8 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="fp32", help="fp32 (default), fp16, bf16 or auto (the device's choice)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all available cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="restore with the geometric self-ensemble (restore(..., ensemble=True))")
     parser.add_argument("--compare", nargs="+", metavar="DIR",
                         help="evaluate nothing: print (and with --out FILE.md write) a side-by-side table of "
                              "these earlier result folders")
@@ -597,7 +605,8 @@ def main(argv=None) -> int:
         info.update(weights=str(spec.weights_path.name), sha256=pinned)
     data = Path(args.data or _default_data())
     out = Path(args.out or Path("docs/eval") / restorer.name)
-    results = evaluate(restorer, data, args.sets, out, args.limit, progress=not args.quiet, info=info)
+    results = evaluate(restorer, data, args.sets, out, args.limit, progress=not args.quiet, info=info,
+                       ensemble=args.ensemble)
     print(table(results))
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}; wall time {results['wall_seconds'] / 60:.1f} min")
     return 0

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network: faster on long videos after a one-off compile (fp32 on a CPU)")
     p.add_argument("--strength", type=float, default=1.0, help="0 keeps the input, 1 restores fully")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also restore flipped copies of each frame and average: better, 2 to 8 times slower")
     p.add_argument("--codec", default=None,
                    help="video encoder: libx264, libx265, ... (default: H.265 for H.265 input, else H.264)")
     p.add_argument("--crf", type=int, default=None,
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
         restorer = pip_filters.load(args.model, device=args.device, precision=args.precision, compile=args.compile)
         print(f"model {restorer.name} on {restorer.device} ({str(restorer.precision).replace('torch.', '')})",
               file=sys.stderr)
-        options = Options(task=task, strength=args.strength, batch_size=args.batch,
+        options = Options(task=task, strength=args.strength, ensemble=args.ensemble, batch_size=args.batch,
                           prompt_refresh=args.prompt_refresh, scene_threshold=args.scene_threshold or None,
                           segment_frames=args.segment_frames, start=args.start, duration=args.duration,
                           codec=args.codec, crf=args.crf, preset=args.preset, progress=not args.quiet)
@@ -104,7 +106,8 @@ def main(argv=None) -> int:
             if task == "auto":
                 task = estimate_weights(restorer, info, options)
                 print("detected degradation: " + ", ".join(f"{k} {v:.2f}" for k, v in task.items()), file=sys.stderr)
-            path = write_preview(restorer, info, target, task, args.strength, start=args.start, duration=args.duration)
+            path = write_preview(restorer, info, target, task, args.strength, start=args.start, duration=args.duration,
+                                 ensemble=args.ensemble)
             print(f"preview written to {path}", file=sys.stderr)
             return 0
         summary = restore_video(args.input, args.output, restorer, options, resume=args.resume,

@@ -40,6 +40,7 @@ class Interrupted(VideoError):
 class Options:
     task: object = "auto"  # "auto", a task name, a mixture dict
     strength: float = 1.0
+    ensemble: bool = False  # average the restorations of flipped copies (pip_filters.ensemble)
     batch_size: int = 4
     prompt_refresh: int = 0  # 0: new prompt only at scene cuts; N: also every N frames; 1: per frame
     scene_threshold: float | None = 0.4  # None: no scene-cut detection
@@ -98,7 +99,7 @@ def job_key(info: VideoInfo, restorer, options: Options, settings) -> dict:
     return {"input": str(info.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "model": restorer.name, "device": restorer.device.type, "precision": str(restorer.precision),
             "task": options.task if not isinstance(options.task, dict) else dict(sorted(options.task.items())),
-            "strength": options.strength, "batch_size": options.batch_size,
+            "strength": options.strength, "ensemble": options.ensemble, "batch_size": options.batch_size,
             "prompt_refresh": options.prompt_refresh, "scene_threshold": options.scene_threshold,
             "segment_frames": options.segment_frames, "start": options.start, "duration": options.duration,
             "encoder": settings.as_dict()}
@@ -324,7 +325,8 @@ def _restore_stage(restorer, info, options, task, inp, out, stop, summary):
             # per_frame is the no-reuse baseline: every frame gets its own prompt
             how = {"task": task} if per_frame else {"prompt": prompt}
             pending = restorer.submit(np.stack([b[3] for b in batch]), **how, strength=options.strength,
-                                      batch_size=options.batch_size, value_range=value_range)
+                                      batch_size=options.batch_size, value_range=value_range,
+                                      ensemble=options.ensemble)
             summary.refreshes += len(batch) if per_frame else 0
             queued = (list(batch), pending)
             batch.clear()

@@ -19,12 +19,12 @@ def preview_path(target: Path) -> Path:
 
 
 def write_preview(restorer, info: VideoInfo, target: Path, task, strength: float = 1.0, count: int = 3,
-                  start: float = 0.0, duration: float | None = None) -> Path:
+                  start: float = 0.0, duration: float | None = None, ensemble: bool = False) -> Path:
     frames = sample_frames(info, count, start, duration)  # upright, as a viewer sees them
     rows = []
     for frame in frames:
         prompt = restorer.prompt(frame, task=task)
-        restored = restorer.restore(frame, prompt=prompt, strength=strength)
+        restored = restorer.restore(frame, prompt=prompt, strength=strength, ensemble=ensemble)
         gap = np.full((frame.shape[0], GAP, 3), 255, np.uint8)
         rows.append(np.concatenate([frame, gap, restored], axis=1))
     width = max(r.shape[1] for r in rows)
