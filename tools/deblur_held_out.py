@@ -17,7 +17,6 @@ import argparse
 import numpy as np
 import torch
 
-import pip_filters
 from pip_filters.tasks import TASKS
 from pip_filters.training import degrade as D
 from pip_filters.training.data import ImageBank
@@ -39,12 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     _, data, root = held_out.config_data(args)
-    if not root.is_dir():
-        raise SystemExit(f"no training data at {root}: the shared data folder must sit beside the checkout")
     _, (val_clean, _), _ = _splits(data, root)
     generator = torch.Generator().manual_seed(4321)
     clean = ImageBank(val_clean, torch.device("cpu")).sample(args.crops, args.crop, generator)
-    model = pip_filters.load(args.model, device="cpu", precision="fp32", weights=args.weights).model.eval()
+    model = held_out.restorer(args).model
     deblur = torch.zeros(1, len(TASKS))
     deblur[0, TASKS.index("deblur")] = 1
     path = root / data["kernels"]

@@ -16,7 +16,6 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-import pip_filters
 from pip_filters.tasks import TASKS
 from pip_filters.training.train import _batcher, _splits, crop_psnr, task_psnr
 
@@ -33,9 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     _, data, root = held_out.config_data(args)
-    model = pip_filters.load(args.model, device="cpu", precision="fp32", weights=args.weights).model
-    if not root.is_dir():
-        raise SystemExit(f"no training data at {root}: the shared data folder must sit beside the checkout")
+    model = held_out.restorer(args).model
     _, (val_clean, val_stems), kernels = _splits(data, root)
     only_rain = [1.0 if t == "derain" else 0.0 for t in TASKS]
     val = _batcher(data, root, val_clean, val_stems, kernels, torch.device("cpu"), crop=data["crop"],

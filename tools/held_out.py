@@ -25,10 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_data(args: argparse.Namespace) -> tuple[Path, dict, Path]:
-    """The config file of --model (or --config), its [data] table and the data root it names."""
+    """The config file of --model (or --config), its [data] table and the data root it names
+    (which must exist: every held-out diagnostic reads train/)."""
     config = args.config or CONFIGS / f"{args.model}.toml"
     data = tomllib.loads(config.read_text())["data"]
-    return config, data, (config.parent / data["root"]).resolve()
+    root = (config.parent / data["root"]).resolve()
+    if not root.is_dir():
+        raise SystemExit(f"no training data at {root}: the shared data folder must sit beside the checkout")
+    return config, data, root
 
 
 def restorer(args: argparse.Namespace) -> pip_filters.Restorer:
