@@ -65,7 +65,10 @@ def _unit_channels(x: torch.Tensor) -> torch.Tensor:
 def channel_cosine(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
     """Cosine similarity over the pixels of every channel of q with every channel of k in the same
     head: (b, heads, c/h, c/h) in float32 for q, k of shape (b, c, h, w)."""
-    if q.device.type == "cpu" or torch.compiler.is_exporting():
+    # By device alone (ONNX export traces on the CPU): under torch.compile, dynamo before torch 2.14
+    # reads torch.compiler.is_exporting() as True (pytorch#176347), which sent compiled GPU graphs
+    # down this branch, to the one slow float32 product (61 % of an H100's time at 1080p).
+    if q.device.type == "cpu":
         # One float32 product per head divided by the norms: CPU matrix products split the long
         # pixel dimension well, and the small product is cheaper to divide than q and k to normalise.
         q, k = _split_heads(q, heads).float(), _split_heads(k, heads).float()
