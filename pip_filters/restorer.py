@@ -133,6 +133,23 @@ def load(name: str | None = None, device: str = "auto", precision: str = "auto",
     return Restorer(model, name, device, pick_precision(device, precision), info, compile=compile)
 
 
+# Inductor options for compiled networks on a GPU, beside those of the torch.compile mode.
+# conv_1x1_as_mm: cuDNN ran the models' 1x1 convolutions of 24-48 channels far below memory speed
+# on an H100 (tools/gpu_blocks.py); as matrix products over the channels_last pixels they can be
+# fused with the ops around them.
+CUDA_COMPILE_OPTIONS = {"conv_1x1_as_mm": True}
+
+
+def compile_network(model: torch.nn.Module, mode: str | None, device: torch.device):
+    """torch.compile with the given mode ("reduce-overhead": CUDA graphs too), plus the GPU options."""
+    if device.type != "cuda":
+        return torch.compile(model, mode=mode)
+    from torch._inductor import list_mode_options
+
+    # torch.compile takes a mode or options, not both: the mode's options plus ours.
+    return torch.compile(model, options={**list_mode_options(mode or "default"), **CUDA_COMPILE_OPTIONS})
+
+
 class Restorer:
     def __init__(self, model: PIPNet, name: str, device: torch.device, precision: torch.dtype,
                  info: dict | None = None, compile: bool | str = False):
@@ -146,7 +163,7 @@ class Restorer:
         self.info = info or {}
         # The eager model stays the reference; the compiled one must give the same output (tested).
         if compile:
-            self.network = torch.compile(self.model, mode=compile if isinstance(compile, str) else None)
+            self.network = compile_network(self.model, compile if isinstance(compile, str) else None, device)
         else:
             self.network = self.model
         for p in self.model.parameters():
