@@ -166,6 +166,7 @@ class Restorer:
             self.network = compile_network(self.model, compile if isinstance(compile, str) else None, device)
         else:
             self.network = self.model
+        self._compiled_batches: dict[tuple, int] = {}  # image shape -> largest batch compiled for it
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -300,11 +301,30 @@ class Restorer:
                                            group_size(weights) if ensemble else 1))
         return torch.cat(outputs)
 
+    def _run_network(self, x: torch.Tensor, weights: torch.Tensor, levels) -> torch.Tensor:
+        """The network on a prepared batch. A compiled network gets a short batch padded (with
+        its last image) to the largest batch it already ran at this image size: a video's last
+        batch, or one cut short at a scene change, would otherwise compile the network again
+        (tens of seconds; and with CUDA graphs, one more graph per batch size)."""
+        if self.network is self.model:
+            return self.network(x, weights, levels)
+        n, shape = x.shape[0], tuple(x.shape[1:])
+        full = self._compiled_batches.get(shape, 0)
+        if n >= full:
+            self._compiled_batches[shape] = n
+            return self.network(x, weights, levels)
+
+        def padded(t: torch.Tensor) -> torch.Tensor:  # batched tensors only: a shared prompt stays
+            return torch.cat([t, t[-1:].expand(full - n, *t.shape[1:])]) if t.shape[0] == n else t
+
+        levels = None if levels is None else [padded(level) for level in levels]
+        return self.network(padded(x), padded(weights), levels)[:n]
+
     def _run_chunk(self, image, weights, levels, tile, overlap, on_progress, index, count, ensemble_size=1):
         weights = weights.to(self.device)
 
         def one_pass(x: torch.Tensor) -> torch.Tensor:
-            return self.network(self._input(x), weights, levels).float().clamp_(0, 1)
+            return self._run_network(self._input(x), weights, levels).float().clamp_(0, 1)
 
         def network(x: torch.Tensor) -> torch.Tensor:
             return self_ensemble(one_pass, x, ensemble_size)

@@ -24,6 +24,19 @@ def test_compiled_network_matches_eager(image):
         np.testing.assert_allclose(b, a, atol=1e-4)
 
 
+def test_compiled_network_compiles_once_for_a_short_last_batch(image):
+    """A video's last batch is usually short; compiling again for it would cost tens of seconds."""
+    from torch._dynamo.utils import counters
+
+    frames = np.stack([np.roll(image, shift, axis=1) for shift in range(5)])
+    eager = pip_filters.load("pip-nafnet-t2", device="cpu", precision="fp32")
+    compiled = pip_filters.load("pip-nafnet-t2", device="cpu", precision="fp32", compile=True)
+    graphs = counters["stats"]["unique_graphs"]
+    restored = compiled.restore(frames, task="denoise", batch_size=2)  # batches of 2, 2 and 1
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    np.testing.assert_allclose(restored.astype(int), eager.restore(frames, task="denoise", batch_size=2).astype(int), atol=1)
+
+
 def test_bfloat16_on_cpu_stays_close_to_float32(image):
     reference = pip_filters.load("pip-nafnet-t", device="cpu", precision="fp32").restore(image, task="denoise")
     half = pip_filters.load("pip-nafnet-t", device="cpu", precision="bf16").restore(image, task="denoise")
