@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import warnings
 
 import torch
 import torch.nn.functional as F
 
-import pip_filters
+import gpu_profile  # tools/gpu_profile.py, beside this script
 from pip_filters.models import layers
 from pip_filters.restorer import compile_network
-from pip_filters.tiling import pad_to_multiple
 
 
 def timer(device: str, repeats: int):
@@ -74,11 +72,7 @@ def stages(net, x: torch.Tensor, weights: torch.Tensor):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="pip-nafnet-s")
-    parser.add_argument("--precision", default="fp16")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT")
-    parser.add_argument("--device", default="cuda")
+    gpu_profile.add_arguments(parser)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--sections", default="parts,ops,whole",
@@ -86,15 +80,10 @@ def main() -> None:
                              "eager, compiled plainly and compiled as the restorer compiles on this device")
     args = parser.parse_args()
     torch._dynamo.config.recompile_limit = 64  # Sequential stages share one forward: one compile each
-    width, height = (int(v) for v in args.size.split("x"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        restorer = pip_filters.load(args.model, device=args.device, precision=args.precision, allow_untrained=True)
+    restorer, x, weights = gpu_profile.model_and_input(args)
     net = restorer.model
     measure = timer(args.device, args.repeats)
-    x, _ = pad_to_multiple(restorer._input(torch.rand(args.batch, 3, height, width)), net.multiple)
-    weights = torch.full((args.batch, 5), 0.2, device=args.device)
-    print(f"{args.model} {args.precision} batch {args.batch} {width}x{height} on "
+    print(f"{args.model} {args.precision} batch {args.batch} {args.size} on "
           f"{torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}; ms, median of {args.repeats}")
     sections = args.sections.split(",")
     with torch.inference_mode():

@@ -21,24 +21,34 @@ import pip_filters
 from pip_filters.tiling import pad_to_multiple
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and input arguments this script shares with tools/gpu_blocks.py."""
     parser.add_argument("--model", default="pip-nafnet-s")
     parser.add_argument("--precision", default="fp16")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT")
-    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", default="cuda", help="cuda; cpu only to try the script")
-    parser.add_argument("--rows", type=int, default=20, help="rows of each table")
-    args = parser.parse_args()
+
+
+def model_and_input(args, compile: bool = False):
+    """The restorer, a random input batch padded as restore() pads it (pip-nafnet-s2 needs 1088
+    rows for 1080), and equal task weights."""
     width, height = (int(v) for v in args.size.split("x"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         restorer = pip_filters.load(args.model, device=args.device, precision=args.precision,
-                                    allow_untrained=True, compile=args.compile)
-    # Padded to the model's multiple, as restore() pads (pip-nafnet-s2 needs 1088 rows for 1080).
+                                    allow_untrained=True, compile=compile)
     x, _ = pad_to_multiple(restorer._input(torch.rand(args.batch, 3, height, width)), restorer.model.multiple)
-    weights = torch.full((args.batch, 5), 0.2, device=args.device)
+    return restorer, x, torch.full((args.batch, 5), 0.2, device=args.device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--rows", type=int, default=20, help="rows of each table")
+    args = parser.parse_args()
+    restorer, x, weights = model_and_input(args, args.compile)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
     with torch.inference_mode():
@@ -50,7 +60,7 @@ def main() -> None:
             restorer.network(x, weights)
         sync()
         ms = (time.perf_counter() - start) / 10 * 1000
-        print(f"{args.model} {args.precision} batch {args.batch} {width}x{height} "
+        print(f"{args.model} {args.precision} batch {args.batch} {args.size} "
               f"{'compiled' if args.compile else 'eager'}: {ms:.1f} ms per call, {args.batch / ms * 1000:.1f} images/s")
         with profile(activities=activities, record_shapes=True) as prof:
             restorer.network(x, weights)
