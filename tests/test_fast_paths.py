@@ -99,7 +99,7 @@ Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this especiall
     assert failure_message("") == "no output"
 
 
-# The GPU forms of layer norm and channel attention (GPU-only in the model, plain torch, so
+# The GPU forms of layer norm, 1x1 convolutions and channel attention (GPU-only in the model, plain torch, so
 # checked here on the CPU): same values as the CPU forms, and no overflow in half precision.
 HALF = [(torch.float32, 1e-5), (torch.float16, 5e-3), (torch.bfloat16, 3e-2)]
 
@@ -117,6 +117,19 @@ def test_gpu_layer_norm_matches_the_fused_kernel(dtype, tolerance):
     expected = F.layer_norm(x.permute(0, 2, 3, 1), (24,), weight, bias, 1e-6).permute(0, 3, 1, 2)
     got = layer_norm_over_channels(x.to(dtype), weight.to(dtype), bias.to(dtype), 1e-6)
     assert got.dtype == dtype and torch.isfinite(got).all()
+    assert ((got.float() - expected).norm() / expected.norm()) < tolerance
+
+
+@pytest.mark.parametrize("dtype,tolerance", HALF)
+def test_gpu_pointwise_conv_matches_the_convolution(dtype, tolerance):
+    from pip_filters.models.layers import PointwiseConv, pointwise_as_matmul
+
+    torch.manual_seed(0)
+    conv = PointwiseConv(24, 48)
+    x = torch.randn(2, 24, 9, 13).contiguous(memory_format=torch.channels_last)
+    expected = conv(x)  # on the CPU: the convolution itself
+    got = pointwise_as_matmul(x.to(dtype), conv.weight.to(dtype), conv.bias.to(dtype))
+    assert got.dtype == dtype and got.shape == (2, 48, 9, 13) and got.is_contiguous(memory_format=torch.channels_last)
     assert ((got.float() - expected).norm() / expected.norm()) < tolerance
 
 
@@ -170,6 +183,10 @@ def test_gpu_forms_train_like_the_cpu_forms():
     fused = grad_of(lambda t: F.layer_norm(t.permute(0, 2, 3, 1), (12,), weight, bias, 1e-6).permute(0, 3, 1, 2))
     written_out = grad_of(lambda t: layers.layer_norm_over_channels(t, weight, bias, 1e-6))
     torch.testing.assert_close(written_out, fused, rtol=1e-4, atol=1e-5)
+
+    conv = layers.PointwiseConv(12, 12)
+    as_matmul = grad_of(lambda t: layers.pointwise_as_matmul(t, conv.weight, conv.bias))
+    torch.testing.assert_close(as_matmul, grad_of(conv), rtol=1e-4, atol=1e-5)
 
     k = torch.randn(2, 12, 10, 14, generator=generator)
     upstream = torch.randn(2, 3, 4, 4, generator=generator)

@@ -42,10 +42,31 @@ def layer_norm_over_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     return torch.addcmul(bias.view(1, -1, 1, 1), centred * scale, weight.view(1, -1, 1, 1))
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution (same weights and names as ``nn.Conv2d(in, out, 1)``). On a GPU, for
+    channels_last input, it runs as a matrix product over the pixels: cuDNN ran a 24 -> 48 channel
+    one at 1080p, batch 4, fp16 in 2.33 ms on an H100, the matrix product in 0.80 ms
+    (tools/gpu_blocks.py). CPUs keep oneDNN's convolution (and ONNX export a Conv op)."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" or not x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        return pointwise_as_matmul(x, self.weight, self.bias)
+
+
+def pointwise_as_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 1x1 convolution of a channels_last NCHW tensor as one matrix product: the permuted view
+    is a contiguous (pixels x channels) matrix, and so is the result (returned as channels_last)."""
+    return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
+
+
 def pointwise_then_depthwise(in_channels: int, out_channels: int, bias: bool = False) -> nn.Sequential:
     """1x1 conv to mix channels, then a 3x3 depthwise conv for local context."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+        PointwiseConv(in_channels, out_channels, bias=bias),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, groups=out_channels, bias=bias),
     )
 
@@ -127,7 +148,7 @@ class ChannelAttention(nn.Module):
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.to_q = pointwise_then_depthwise(dim, dim, bias)
         self.to_kv = pointwise_then_depthwise(context_dim, 2 * dim, bias)
-        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+        self.project_out = PointwiseConv(dim, dim, bias=bias)
         self.topk_ratios = tuple(topk_ratios)
         if self.topk_ratios:
             self.ratio_weights = nn.Parameter(torch.full((len(self.topk_ratios),), 1.0 / len(self.topk_ratios)))
@@ -158,7 +179,7 @@ class GatedFeedForward(nn.Module):
         super().__init__()
         hidden = int(dim * expansion)
         self.project_in = pointwise_then_depthwise(dim, 2 * hidden, bias)
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+        self.project_out = PointwiseConv(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.project_in(x).chunk(2, dim=1)

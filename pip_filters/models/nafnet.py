@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import LayerNorm2d
+from .layers import LayerNorm2d, PointwiseConv
 
 
 class SimpleGate(nn.Module):
@@ -23,15 +23,15 @@ class NAFBlock(nn.Module):
         hidden = channels * expansion
         self.norm1 = LayerNorm2d(channels)
         self.spatial = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1),
+            PointwiseConv(channels, hidden),
             nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden),
             SimpleGate(),
         )
         # Simplified channel attention: a global summary of the image re-weights the channels.
         self.channel_attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(hidden // 2, hidden // 2, 1))
-        self.project1 = nn.Conv2d(hidden // 2, channels, 1)
+        self.project1 = PointwiseConv(hidden // 2, channels)
         self.norm2 = LayerNorm2d(channels)
-        self.ffn = nn.Sequential(nn.Conv2d(channels, hidden, 1), SimpleGate(), nn.Conv2d(hidden // 2, channels, 1))
+        self.ffn = nn.Sequential(PointwiseConv(channels, hidden), SimpleGate(), PointwiseConv(hidden // 2, channels))
         # Residual scales start at zero so a deep stack starts as the identity.
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
@@ -67,7 +67,7 @@ class NAFNetBackbone(nn.Module):
         self.downs = nn.ModuleList(nn.Conv2d(c, 2 * c, 2, stride=2) for c in channels[:levels])
         self.middle = _stage(channels[levels], middle_blocks)
         self.ups = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(2 * c, 4 * c, 1, bias=False), nn.PixelShuffle(2)) for c in channels[:levels]
+            nn.Sequential(PointwiseConv(2 * c, 4 * c, bias=False), nn.PixelShuffle(2)) for c in channels[:levels]
         )
         self.decoders = nn.ModuleList(_stage(c, n) for c, n in zip(channels, decoder_blocks))
         self.ending = nn.Sequential(nn.Conv2d(width, folded, 3, padding=1), nn.PixelShuffle(stem)) if stem > 1 \

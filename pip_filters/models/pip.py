@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tasks import TASKS
-from .layers import ChannelAttention, DualGatedFeedForward, GatedFeedForward, LayerNorm2d
+from .layers import ChannelAttention, DualGatedFeedForward, GatedFeedForward, LayerNorm2d, PointwiseConv
 from .sensor import DegradationSensor
 
 # The sparsity ratios of the selective prompt-to-feature attention, as in the official code.
@@ -84,7 +84,7 @@ class PIPBlock(nn.Module):
         # The 3x3 conv on the resized prompt, depthwise-separable: it runs at full resolution.
         self.prompt_to_channels = nn.Sequential(
             nn.Conv2d(prompt_dim, prompt_dim, 3, padding=1, groups=prompt_dim, bias=False),
-            nn.Conv2d(prompt_dim, channels, 1, bias=False),
+            PointwiseConv(prompt_dim, channels, bias=False),
         )
         self.prompt_to_feature = PromptToFeature(channels, heads, expansion)
 
