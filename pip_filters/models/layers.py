@@ -71,9 +71,27 @@ def pointwise_then_depthwise(in_channels: int, out_channels: int, bias: bool = F
     )
 
 
-def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+def pixel_rows(x: torch.Tensor) -> torch.Tensor:
+    """(b, c, h, w) -> (b, h*w, c): one row of channels per pixel, a free view of a channels_last
+    tensor (and of a channel slice of one), so products over it need no layout copy."""
     b, c, h, w = x.shape
-    return x.reshape(b, heads, c // heads, h * w)
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def _head_blocks(full: torch.Tensor, heads: int) -> torch.Tensor:
+    """(b, c, c) -> (b, heads, c/h, c/h): the diagonal block of each head."""
+    b, c = full.shape[:2]
+    n = c // heads
+    return full.view(b, heads, n, heads, n).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+
+
+def _block_diagonal(blocks: torch.Tensor) -> torch.Tensor:
+    """(b, heads, n, n) -> (b, heads*n, heads*n) with each head's block on the diagonal."""
+    b, heads, n, _ = blocks.shape
+    if heads == 1:
+        return blocks[:, 0]
+    eye = torch.eye(heads, dtype=blocks.dtype, device=blocks.device)
+    return torch.einsum("bhij,hk->bhikj", blocks, eye).reshape(b, heads * n, heads * n)
 
 
 def _unit_channels(x: torch.Tensor) -> torch.Tensor:
@@ -90,11 +108,13 @@ def channel_cosine(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor
     # reads torch.compiler.is_exporting() as True (pytorch#176347), which sent compiled GPU graphs
     # down this branch, to the one slow float32 product (61 % of an H100's time at 1080p).
     if q.device.type == "cpu":
-        # One float32 product per head divided by the norms: CPU matrix products split the long
-        # pixel dimension well, and the small product is cheaper to divide than q and k to normalise.
-        q, k = _split_heads(q, heads).float(), _split_heads(k, heads).float()
-        norms = q.norm(dim=-1, keepdim=True).clamp_min(1e-12) * k.norm(dim=-1, keepdim=True).clamp_min(1e-12).transpose(-2, -1)
-        return (q @ k.transpose(-2, -1)) / norms
+        # One float32 product divided by the norms: CPU matrix products split the long pixel
+        # dimension well, and the small product is cheaper to divide than q and k to normalise.
+        # (Over all channel pairs; each head keeps its diagonal block. Our models have one head.)
+        norm_q = torch.linalg.vector_norm(q, dim=(2, 3), dtype=torch.float32).clamp_min(1e-12)
+        norm_k = torch.linalg.vector_norm(k, dim=(2, 3), dtype=torch.float32).clamp_min(1e-12)
+        gram = pixel_rows(q).float().transpose(1, 2) @ pixel_rows(k).float()
+        return _head_blocks(gram / (norm_q[:, :, None] * norm_k[:, None, :]), heads)
     return _chunked_cosine(q, k, heads)
 
 
@@ -102,10 +122,7 @@ def _chunked_cosine(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tenso
     """channel_cosine's GPU form. With unit channels every partial sum lies in [-1, 1], so the
     products can run in half precision. The chunked product covers all channel pairs; each head
     keeps its diagonal block."""
-    b, c = q.shape[:2]
-    n = c // heads
-    gram = channel_gram(_unit_channels(q), _unit_channels(k))
-    return gram.view(b, heads, n, heads, n).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+    return _head_blocks(channel_gram(_unit_channels(q), _unit_channels(k)), heads)
 
 
 GRAM_CHUNK = 16384  # pixels per partial product: enough work per matrix product, many products
@@ -168,8 +185,10 @@ class ChannelAttention(nn.Module):
                 kth = logits.topk(max(1, int(n * ratio)), dim=-1).values[..., -1:]
                 sparse = logits.masked_fill(logits < kth, float("-inf"))
                 attn = attn + weight * sparse.softmax(-1)
-        out = attn.to(v.dtype) @ _split_heads(v, self.heads)
-        return self.project_out(out.reshape(b, c, h, w))
+        # Each pixel's channels times the (block-diagonal) attention map, over the pixel rows of
+        # v: the result is channels_last like every other feature map (no layout copies).
+        out = pixel_rows(v) @ _block_diagonal(attn.to(v.dtype)).transpose(1, 2)
+        return self.project_out(out.view(b, h, w, c).permute(0, 3, 1, 2))
 
 
 class GatedFeedForward(nn.Module):
