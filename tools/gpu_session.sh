@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One lent-GPU call of about 9.5 minutes (device tool, 15 minutes a session with the start):
 # MINUTES of training of MODEL, then the GPU tests and issue 6's key speed rows at 1920x1080
-# (`ROWS=key tools/gpu_bench.sh`). Leaves 8 files under $OUT (the most a call brings back): the
-# checkpoint in pieces (join with cat), logs.tgz, gpu_tests.txt, speed tables and the tee'd
+# (`ROWS=key tools/gpu_bench.sh`). Leaves at most 8 files under $OUT (the most a call brings back):
+# the checkpoint in pieces (join with cat; pip-nafnet-s2's is too large: its exported weights
+# instead, for --init), logs.tgz, gpu_tests.txt, speed tables and the tee'd
 # session log (not *.log: gpu_train.sh packs and deletes those). Data: `python
 # tools/pack_gpu_data.py --clean-every 2` (the repo plus the whole training set is over the 64 MiB
 # a call carries).
