@@ -36,12 +36,11 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=48, help="held-out crops per kind of kernel")
     parser.add_argument("--crop", type=int, default=192)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    _, data, root = held_out.config_data(args)
+    restorer, _, data, root = held_out.setup(args)
+    model = restorer.model
     _, (val_clean, _), _ = _splits(data, root)
     generator = torch.Generator().manual_seed(4321)
     clean = ImageBank(val_clean, torch.device("cpu")).sample(args.crops, args.crop, generator)
-    model = held_out.restorer(args).model
     deblur = torch.zeros(1, len(TASKS))
     deblur[0, TASKS.index("deblur")] = 1
     path = root / data["kernels"]

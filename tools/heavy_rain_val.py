@@ -30,9 +30,8 @@ def main() -> None:
     held_out.add_arguments(parser)
     parser.add_argument("--crops", type=int, default=80, help="held-out crops (batches of 40)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    _, data, root = held_out.config_data(args)
-    model = held_out.restorer(args).model
+    restorer, _, data, root = held_out.setup(args)
+    model = restorer.model
     _, (val_clean, val_stems), kernels = _splits(data, root)
     only_rain = [1.0 if t == "derain" else 0.0 for t in TASKS]
     val = _batcher(data, root, val_clean, val_stems, kernels, torch.device("cpu"), crop=data["crop"],

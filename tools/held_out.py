@@ -42,11 +42,18 @@ def restorer(args: argparse.Namespace) -> pip_filters.Restorer:
     return pip_filters.load(args.model, device="cpu")
 
 
-def load(args: argparse.Namespace) -> tuple[pip_filters.Restorer, list[np.ndarray]]:
-    """The restorer on the CPU and the held-out clean images (uint8 H x W x 3)."""
+def setup(args: argparse.Namespace) -> tuple[pip_filters.Restorer, Path, dict, Path]:
+    """What every held-out tool starts with: --threads set, the restorer (restorer()) and the
+    config, [data] table and data root (config_data())."""
     torch.set_num_threads(args.threads)
     config, data, root = config_data(args)
+    return restorer(args), config, data, root
+
+
+def load(args: argparse.Namespace) -> tuple[pip_filters.Restorer, list[np.ndarray]]:
+    """The restorer on the CPU and the held-out clean images (uint8 H x W x 3)."""
+    model, config, data, root = setup(args)
     _, (val_clean, _), _ = _splits(data, root)
     images = [decode_rgb(f) for f in val_clean]
     print(f"{len(images)} held-out images ({config.name}'s validation split of train/)")
-    return restorer(args), images
+    return model, images
