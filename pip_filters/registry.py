@@ -75,7 +75,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
     ModelSpec(
         "pip-nafnet-s2",
         _nafnet(**_SMALL_FAST, prompt_dims=[32, 64, 128], prompt_sizes=[32, 16, 8]),
-        "Candidate default for GPU speed: half resolution inside, 5.3M parameters (not trained yet).",
+        "Candidate default for GPU speed: half resolution inside, 5.3M parameters (trained on the CPU so far).",
     ),
     ModelSpec(
         "nafnet-s",

@@ -78,6 +78,8 @@ def test_missing_and_foreign_files_give_clear_errors(tmp_path):
 
 
 def test_shipped_weights_load_and_are_marked_trained():
-    for name in ("pip-nafnet-s", "pip-nafnet-t"):
+    shipped = [name for name, spec in registry.MODELS.items() if spec.sha256]
+    assert {"pip-nafnet-s", "pip-nafnet-t", "pip-nafnet-t2", "pip-nafnet-s2"} <= set(shipped)
+    for name in shipped:
         restorer = pip_filters.load(name, device="cpu")
         assert restorer.trained and restorer.info["steps"] > 0
