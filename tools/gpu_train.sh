@@ -44,7 +44,9 @@ for model in $MODELS; do
   case " $FULL " in *" $model "*) ;; *) [ -f "$model/$model.safetensors" ] && f=$model/$model.safetensors ;; esac
   # A full checkpoint over 45 MiB (pip-nafnet-s2's is 84 MB with the optimiser's state) would take
   # more than the 8 files a call brings back: its exported weights come back instead (--init them).
-  if [ "${f##*/}" = last.safetensors ] && [ "$(stat -c %s "$f")" -gt 47185920 ] && [ -f "$model/$model.safetensors" ]; then
+  # A run stopped by --stop-after before its schedule ended has not exported yet: export it here.
+  if [ "${f##*/}" = last.safetensors ] && [ "$(stat -c %s "$f")" -gt 47185920 ]; then
+    [ -f "$model/$model.safetensors" ] || python3 -m training.export "$f" --to "$model" > /dev/null
     echo "$model: checkpoint too large to bring back; bringing its exported weights"; f=$model/$model.safetensors
   fi
   [ -f "$f" ] || continue
