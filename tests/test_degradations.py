@@ -168,6 +168,42 @@ def test_motion_kernels_are_normalised_trajectories():
     support = (k > 1e-4).sum(dim=(1, 2, 3))
     assert (support > 5).all() and (support < 0.5 * D.KERNEL_SIZE**2).all()   # a path, not a blob
     assert torch.equal(k, D.motion_kernels(16, gen()))
+    assert _centroid_offsets(k).abs().max() < 1e-4     # the blur does not shift the image
+
+
+def _centroid_offsets(k: torch.Tensor) -> torch.Tensor:
+    """Each kernel's centre of mass minus its centre pixel, (row, column), in px."""
+    k = k[:, 0].double()
+    pos = torch.arange(k.shape[-1], dtype=torch.float64)
+    mass = k.sum((1, 2))
+    rows, cols = (k.sum(2) * pos).sum(1) / mass, (k.sum(1) * pos).sum(1) / mass
+    return torch.stack([rows, cols], 1) - (k.shape[-1] - 1) / 2
+
+
+def test_centre_kernels_moves_the_centre_of_mass_to_the_centre():
+    k = torch.zeros(2, 1, 9, 9)
+    k[0, 0, 0, 0:3] = torch.tensor([1.0, 2.0, 0.5])   # a short stroke in a corner
+    k[1, 0, 4, 4] = 1.0                                 # already centred: left alone
+    centred = D.centre_kernels(k / k.sum((2, 3), keepdim=True))
+    assert centred.shape[-1] % 2 == 1 and centred.shape[-1] >= 9
+    assert (centred >= 0).all() and torch.allclose(centred.sum((1, 2, 3)), torch.ones(2))
+    assert _centroid_offsets(centred).abs().max() < 1e-6
+    half = centred.shape[-1] // 2
+    assert centred[1, 0, half, half] == pytest.approx(1.0)
+
+
+def test_a_loaded_off_centre_kernel_blurs_without_shifting(tmp_path):
+    stroke = np.zeros((15, 15))
+    stroke[2, 9:14] = 1.0                                # mass 5 px above and 4 px right of the centre
+    np.savez(tmp_path / "k.npz", k1=stroke)
+    dot = torch.zeros(1, 3, 64, 64)
+    dot[..., 30, 20] = 1.0
+    for centre, expected in ((True, (30.0, 20.0)), (False, (25.0, 24.0))):
+        y = D.blur(dot, D.load_kernels(tmp_path / "k.npz", centre=centre), generator=gen(),
+                   motion_prob=0.0, noise_max=0.0)[0, 0].double()
+        pos = torch.arange(64, dtype=torch.float64)
+        where = ((y.sum(1) * pos).sum() / y.sum(), (y.sum(0) * pos).sum() / y.sum())
+        assert where == pytest.approx(expected, abs=1e-3)
 
 
 def test_underexpose_darkens_and_quantises(images):
@@ -215,8 +251,9 @@ def test_no_training_config_blurs_with_a_test_kernel(config):
     """The USRNet set repeats two of the Levin kernels, which are test data: every config must
     leave them out of its training (and validation) pool."""
     data = tomllib.loads(config.read_text())["data"]
-    pool = [_support(k) for k in D.load_kernels(SHARED / data["kernels"], skip=data.get("kernels_skip", ()))]
-    for t, test_kernel in enumerate(D.load_kernels(TEST_KERNELS)):
+    # As stored (not centred: centring interpolates, which would hide a match).
+    pool = [_support(k) for k in D.load_kernels(SHARED / data["kernels"], skip=data.get("kernels_skip", ()), centre=False)]
+    for t, test_kernel in enumerate(D.load_kernels(TEST_KERNELS, centre=False)):
         test_kernel = _support(test_kernel)
         for i, k in enumerate(pool):
             same = k.shape == test_kernel.shape and torch.allclose(k, test_kernel, atol=1e-6)

@@ -242,9 +242,46 @@ def haze(x: torch.Tensor, generator: torch.Generator | None = None,
 KERNEL_SIZE = 31  # support of the on-the-fly trajectory kernels (and the minimum common size)
 
 
-def load_kernels(path: str | Path, skip: Sequence[str] = ()) -> torch.Tensor:
-    """Blur kernels from an ``.npz`` as ``[K, 1, k, k]`` float32, each zero-padded (centred)
-    to a common odd size and normalised to sum 1.
+def centre_kernels(kernels: torch.Tensor) -> torch.Tensor:
+    """Shift each kernel of ``[K, 1, k, k]`` so its centre of mass falls on the centre pixel.
+
+    Blind deblurring only knows the sharp image up to a shift (a kernel moved one way and the
+    image the other give the same blur), so a kernel whose mass sits off its centre shifts the
+    blurred image against its target by as much: up to 4.3 px for the Levin test kernels and
+    8.5 px for raw camera-shake paths. A network then cannot tell which shift to undo and learns
+    to blur; a metric then charges a perfect restoration for the shift. The shift is subpixel,
+    by linear interpolation, which keeps each kernel's sum and moves its centroid exactly; the
+    support grows by the largest shift and stays square and odd.
+    """
+    k = kernels.to(torch.float64)
+    size = k.shape[-1]
+    pos = torch.arange(size, dtype=torch.float64, device=k.device)
+    mass = k.sum((-2, -1))                                               # [K, 1]
+    offsets = torch.stack([(k.sum(-1) * pos).sum(-1) / mass, (k.sum(-2) * pos).sum(-1) / mass], -1)[:, 0] - (size - 1) / 2
+    margin = int(offsets.abs().max().ceil().item()) + 1
+    k = F.pad(k, (margin,) * 4)
+    out = torch.empty_like(k)
+    for i, (dy, dx) in enumerate((-offsets).tolist()):
+        one = k[i]
+        for shift, dim in ((dy, -2), (dx, -1)):
+            whole = math.floor(shift)
+            frac = shift - whole
+            one = (1 - frac) * one.roll(whole, dim) + frac * one.roll(whole + 1, dim)
+        out[i] = one
+    # Trim the padding the shifts did not need (same on every side: the centre stays put), never
+    # below the size the kernels came in.
+    used = (out.abs() > 1e-12).any(0)[0]
+    rows, cols = used.any(1).nonzero().flatten(), used.any(0).nonzero().flatten()
+    half = (out.shape[-1] - 1) // 2
+    keep = max(half - int(rows[0]), int(rows[-1]) - half, half - int(cols[0]), int(cols[-1]) - half, (size - 1) // 2)
+    out = out[..., half - keep:half + keep + 1, half - keep:half + keep + 1]
+    return (out.clamp_min(0) / out.clamp_min(0).sum((-2, -1), keepdim=True)).to(kernels.dtype)
+
+
+def load_kernels(path: str | Path, skip: Sequence[str] = (), centre: bool = True) -> torch.Tensor:
+    """Blur kernels from an ``.npz`` as ``[K, 1, k, k]`` float32, each zero-padded to a common
+    odd size, normalised to sum 1 and (``centre``) moved so its centre of mass is the centre
+    pixel (:func:`centre_kernels`).
 
     Accepts one array per key (``k1`` ... ``k12``, the USRNet set; keys sorted naturally) or
     arrays that already stack several kernels along the first axis. ``skip`` names keys to
@@ -264,7 +301,7 @@ def load_kernels(path: str | Path, skip: Sequence[str] = ()) -> torch.Tensor:
         k = np.clip(k, 0, None)
         top, left = (size - k.shape[0]) // 2, (size - k.shape[1]) // 2
         out[i, 0, top:top + k.shape[0], left:left + k.shape[1]] = torch.from_numpy(k / k.sum())
-    return out
+    return centre_kernels(out) if centre else out
 
 
 def motion_kernels(n: int, generator: torch.Generator | None = None, device=None,
@@ -285,9 +322,14 @@ def motion_kernels(n: int, generator: torch.Generator | None = None, device=None
     path = torch.cumsum(v0 + torch.cumsum(acc, dim=1), dim=1)
     lo, hi = path.amin(dim=1, keepdim=True), path.amax(dim=1, keepdim=True)
     extent = _uniform(n, *extent_range, ref, generator).view(n, 1, 1)
-    scale = extent / (hi - lo).amax(dim=2, keepdim=True).clamp_min(1e-6)
     centre = (size - 1) / 2
-    p = (path - (lo + hi) / 2) * scale + centre                   # [n, steps, 2], inside the support
+    # Every sample carries the same mass and bilinear splatting keeps it where it is, so a path
+    # centred on its mean gives a kernel whose centre of mass is the centre pixel (see
+    # centre_kernels for why that matters); a lopsided path is shrunk to stay inside the support.
+    mean = path.mean(dim=1, keepdim=True)
+    reach = (path - mean).abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+    scale = torch.minimum(extent / (hi - lo).amax(dim=2, keepdim=True).clamp_min(1e-6), (centre - 1) / reach)
+    p = (path - mean) * scale + centre                            # [n, steps, 2], inside the support
     p = p.clamp(0, size - 1.001)
     base = p.floor()
     frac = p - base

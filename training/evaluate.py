@@ -123,8 +123,9 @@ def protocol_lines() -> list[str]:
         "input is centre-cropped to the input (the notes say how many).",
         "Low light, `lol-eval15`: paired input/target.",
         f"Deblurring, `kodak24-levin8`: each test/kodak24 image convolved (true convolution, reflect padding, "
-        f"output the same size) with each of the 8 Levin et al. kernels of `{KERNELS_FILE}` (normalised to sum 1 by "
-        f"`degrade.load_kernels`), plus N(0, ({BLUR_NOISE_SIGMA}/255)^2) noise from "
+        f"output the same size) with each of the 8 Levin et al. kernels of `{KERNELS_FILE}` (normalised to sum 1 and "
+        f"moved, subpixel, so the centre of mass is the centre pixel, by `degrade.load_kernels`; before 2026-12-04 they "
+        f"were not moved, which shifted inputs against targets by up to 4.3 px), plus N(0, ({BLUR_NOISE_SIGMA}/255)^2) noise from "
         "`numpy.random.default_rng(100000 + 1000 * k + i)` (k = kernel number 1-8, i = image index), clipped "
         "to [0, 1], float32. Samples are ordered image-major (image i with kernels 1..8).",
         "Every input is restored twice: `task=\"auto\"` and the true task, `value_range=(0, 1)`, whole image (no "
