@@ -168,3 +168,11 @@ def test_compare_tables(tiny, fake_root, tmp_path):
     assert "| rain100l (Y) |" in text and "| kodak24-s25 |" in text and "not comparable" not in text
     # The same model twice, run the same way: the columns are named by the runs' folders.
     assert "| a true PSNR | a true SSIM | b true PSNR |" in text
+    # A run whose protocol degraded a set differently is flagged on that set's rows only.
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    results["protocol"] = [line + " (changed)" if "`rain100l`" in line else line for line in results["protocol"]]
+    (tmp_path / "b" / "results.json").write_text(json.dumps(results))
+    assert ev.main(["--compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| rain100l * |" in text and "| rain100l (Y) * |" in text and "| kodak24-s25 |" in text
+    assert "degraded rain100l differently" in text

@@ -527,6 +527,14 @@ def compare(folders: list[str | Path]) -> str:
                      f"limit {r.get('limit')}, {r['date']})")
     if len(limits) > 1:
         lines += ["", "**The runs used different --limit values: the rows are not comparable.**"]
+    # A protocol line that not every run shares (the deblurring kernels were centred on 2026-12-04,
+    # for one) marks the rows of the sets it names: their inputs differ between the runs.
+    protocols = [set(r.get("protocol", [])) for _, r in runs]
+    differing = set.union(*protocols) - set.intersection(*protocols)
+    changed = {name for name in runs[0][1]["sets"] if any(f"`{name}`" in line for line in differing)}
+    if changed:
+        lines += ["", f"**The runs degraded {', '.join(sorted(changed))} differently (rows marked *, see the "
+                  "protocol at the top of each results.md): those rows are not comparable.**"]
     lines += ["", "PSNR (dB) / SSIM with the true task; auto PSNR with task=\"auto\"; sensor accuracy.", ""]
     lines.append("| set | n | " + " | ".join(f"{m} true PSNR | {m} true SSIM" for m in names) + " | "
                  + " | ".join(f"{m} auto PSNR" for m in names) + " | " + " | ".join(f"{m} sensor" for m in names) + " |")
@@ -538,6 +546,7 @@ def compare(folders: list[str | Path]) -> str:
                 continue
             rows = [r["sets"][name] for _, r in runs]
             ns = sorted({str(row["n"]) for row in rows})
+            label += " *" if name in changed else ""
             lines.append(f"| {label} | {'/'.join(ns)} | "
                          + " | ".join(f"{row[f'true{suffix}_psnr']:.2f} | {row[f'true{suffix}_ssim']:.4f}" for row in rows)
                          + " | " + " | ".join(f"{row[f'auto{suffix}_psnr']:.2f}" for row in rows)
