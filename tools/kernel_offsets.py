@@ -18,14 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pip_filters.training.degrade import load_kernels
-from pip_filters.training.evaluate import KERNELS_FILE, _image_files, _read, convolve
+from pip_filters.training.degrade import kernel_offsets, load_kernels
+from pip_filters.training.evaluate import KERNELS_FILE, _image_files, _read, convolve, psnr
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 
 
 def moved(img: np.ndarray, down: float, right: float) -> np.ndarray:
@@ -46,17 +42,13 @@ def main() -> None:
     stored = load_kernels(args.data / KERNELS_FILE, centre=False)
     centred = load_kernels(args.data / KERNELS_FILE)
     images = [_read(p).astype(np.float32) / 255 for p in _image_files(args.data / "test" / "kodak24")[:args.images]]
-    pos = torch.arange(stored.shape[-1], dtype=torch.float64)
     print(f"first {len(images)} Kodak24 images, no noise")
     print("| kernel | offset (rows, cols) px | input, as stored | sharp image moved by the offset | input, centred |")
     print("|---|---|---:|---:|---:|")
-    for i in range(len(stored)):
-        k = stored[i, 0].double()
-        down = float((k.sum(1) * pos).sum() / k.sum()) - (k.shape[-1] - 1) / 2
-        right = float((k.sum(0) * pos).sum() / k.sum()) - (k.shape[-1] - 1) / 2
-        raw = np.mean([psnr(convolve(x, stored[i, 0]), x) for x in images])
-        shift = np.mean([psnr(moved(x, down, right), x) for x in images])
-        fixed = np.mean([psnr(convolve(x, centred[i, 0]), x) for x in images])
+    for i, (down, right) in enumerate(kernel_offsets(stored).tolist()):
+        raw = np.mean([psnr(convolve(x, stored[i, 0]), x, 1.0) for x in images])
+        shift = np.mean([psnr(moved(x, down, right), x, 1.0) for x in images])
+        fixed = np.mean([psnr(convolve(x, centred[i, 0]), x, 1.0) for x in images])
         print(f"| k{i + 1} | {down:+.2f}, {right:+.2f} | {raw:.2f} | {shift:.2f} | {fixed:.2f} |")
 
 

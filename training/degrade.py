@@ -242,6 +242,16 @@ def haze(x: torch.Tensor, generator: torch.Generator | None = None,
 KERNEL_SIZE = 31  # support of the on-the-fly trajectory kernels (and the minimum common size)
 
 
+def kernel_offsets(kernels: torch.Tensor) -> torch.Tensor:
+    """Each kernel's centre of mass minus its centre pixel, ``[K, 2]`` (rows, columns; positive =
+    down, right), in px, float64."""
+    k = kernels[:, 0].to(torch.float64)
+    pos = torch.arange(k.shape[-1], dtype=torch.float64, device=k.device)
+    mass = k.sum((-2, -1))
+    rows, cols = (k.sum(-1) * pos).sum(-1) / mass, (k.sum(-2) * pos).sum(-1) / mass
+    return torch.stack([rows, cols], -1) - (k.shape[-1] - 1) / 2
+
+
 def centre_kernels(kernels: torch.Tensor) -> torch.Tensor:
     """Shift each kernel of ``[K, 1, k, k]`` so its centre of mass falls on the centre pixel.
 
@@ -255,9 +265,7 @@ def centre_kernels(kernels: torch.Tensor) -> torch.Tensor:
     """
     k = kernels.to(torch.float64)
     size = k.shape[-1]
-    pos = torch.arange(size, dtype=torch.float64, device=k.device)
-    mass = k.sum((-2, -1))                                               # [K, 1]
-    offsets = torch.stack([(k.sum(-1) * pos).sum(-1) / mass, (k.sum(-2) * pos).sum(-1) / mass], -1)[:, 0] - (size - 1) / 2
+    offsets = kernel_offsets(k)
     margin = int(offsets.abs().max().ceil().item()) + 1
     k = F.pad(k, (margin,) * 4)
     out = torch.empty_like(k)
