@@ -412,6 +412,16 @@ def test_heavy_rain_share_reaches_only_the_rain_crops(banks, kernels):
     assert (heavy[0][rain] - heavy[1][rain]).mean() > (plain[0][rain] - plain[1][rain]).mean()
 
 
+def test_gaussian_prob_chooses_the_noise_of_the_denoising_crops(monkeypatch, banks):
+    monkeypatch.setattr(D, "gaussian_noise", lambda x, *a, **k: torch.full_like(x, 0.01))
+    monkeypatch.setattr(D, "poisson_gaussian_noise", lambda x, *a, **k: torch.full_like(x, 0.02))
+    clean, pairs = banks
+    for prob, value in ((1.0, 0.01), (0.0, 0.02)):
+        degraded, _, _ = TrainingBatcher(clean, pairs, None, task_probs=[1, 0, 0, 0, 0], crop=32,
+                                         fluorescence_fraction=0.0, gaussian_prob=prob).next(8)
+        assert torch.allclose(degraded, torch.full_like(degraded, value))
+
+
 def test_clean_share_leaves_synthetic_crops_of_every_task_undegraded(banks, kernels):
     clean, pairs = banks
     plain = TrainingBatcher(clean, pairs, kernels, crop=32, seed=5).next(40)

@@ -79,7 +79,7 @@ def test_training_resumes_exactly_where_it_stopped(setup, tmp_path):
         if not name.startswith("rng."):
             assert torch.equal(tensor, resumed[name]), name
     log = (tmp_path / "straight" / "log.jsonl").read_text().splitlines()
-    assert len(log) == 4 and '"sensor_accuracy"' in log[1]
+    assert len(log) == 4 and '"sensor_accuracy"' in log[1] and '"psnr_microscopy"' in log[1]
 
 
 def test_export_writes_weights_the_restorer_loads(setup, tmp_path):

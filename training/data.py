@@ -185,13 +185,15 @@ class TrainingBatcher:
     (when given) and from :func:`underexpose` of clean crops otherwise. Rows are grouped by
     task (order inside a batch does not matter for training). ``heavy_rain_share`` is passed to
     :func:`degrade`; ``clean_share`` of the synthetic crops are left undegraded, under their task's
-    label (the training batcher only; validation keeps every crop degraded).
+    label (the training batcher only; validation keeps every crop degraded). ``gaussian_prob`` is the
+    share of the (non-fluorescence) denoising crops given Gaussian rather than Poisson-Gaussian noise.
     """
 
     def __init__(self, clean_bank: ImageBank, lowlight_pairs: PairedBank | None = None,
                  kernels: torch.Tensor | None = None, task_probs: Sequence[float] | None = None,
                  crop: int = 128, device=None, seed: int = 0, real_lowlight_fraction: float = 0.5,
-                 fluorescence_fraction: float = 0.3, heavy_rain_share: float = 0.0, clean_share: float = 0.0):
+                 fluorescence_fraction: float = 0.3, heavy_rain_share: float = 0.0, clean_share: float = 0.0,
+                 gaussian_prob: float = 0.75):
         self.clean = clean_bank
         self.pairs = lowlight_pairs
         self.device = torch.device(device) if device is not None else clean_bank.device
@@ -206,6 +208,7 @@ class TrainingBatcher:
         self.fluorescence_fraction = fluorescence_fraction
         self.heavy_rain_share = heavy_rain_share
         self.clean_share = clean_share
+        self.gaussian_prob = gaussian_prob
         self.real_lowlight_fraction = real_lowlight_fraction if lowlight_pairs is not None else 0.0
         self.host_rng = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -233,7 +236,8 @@ class TrainingBatcher:
         n_synth = int(ids.numel())
         clean = self.clean.sample(n_synth, self.crop, self.generator)
         clean, fluorescent = self._fluorescence_like(clean, ids)
-        degraded = degrade(clean, ids, self.kernels, self.generator, heavy_rain_share=self.heavy_rain_share)
+        degraded = degrade(clean, ids, self.kernels, self.generator, gaussian_prob=self.gaussian_prob,
+                           heavy_rain_share=self.heavy_rain_share)
         n = fluorescent.shape[0]  # the denoise rows, which come first
         if n:
             # Microscope noise for the fluorescence-like ones: shot + read noise, drawn once on the
