@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 
 from pip_filters.tasks import TASKS
-from pip_filters.training.data import fluorescence_like
-from pip_filters.training.train import _batcher, _splits, crop_psnr
+from pip_filters.training.data import ImageBank, fluorescence_like
+from pip_filters.training.train import _splits, crop_psnr
 
 import held_out  # tools/held_out.py, beside this script
 
@@ -33,18 +34,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="crop size in pixels")
     args = parser.parse_args()
     restorer, _, data, root = held_out.setup(args)
-    _, (val_clean, val_stems), kernels = _splits(data, root)
-    bank = _batcher(data, root, val_clean, val_stems, kernels, torch.device("cpu"), crop=args.size, seed=999).clean
+    _, (val_clean, _), _ = _splits(data, root)
     generator = torch.Generator().manual_seed(3)
-    clean = fluorescence_like(bank.sample(args.crops, args.size, generator), generator)
-    prompt = torch.zeros(8, len(TASKS))
-    prompt[:, TASKS.index("denoise")] = 1
+    clean = fluorescence_like(ImageBank(val_clean, "cpu").sample(args.crops, args.size, generator), generator)
+    denoise = F.one_hot(torch.tensor(TASKS.index("denoise")), len(TASKS)).float()
     print(f"{args.crops} held-out fluorescence-like crops of {args.size} px, denoise prompt")
     for peak, read in LEVELS:
         noisy = torch.poisson(clean * peak, generator=generator) / peak
         noisy = (noisy + read * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
-        restored = torch.cat([restorer.model(noisy[i:i + 8], prompt[:len(noisy[i:i + 8])])
-                              for i in range(0, len(noisy), 8)])
+        restored = torch.cat([restorer.model(part, denoise.expand(len(part), -1)) for part in noisy.split(8)])
         print(f"  {peak:g} photons, read {read}: input {crop_psnr(noisy, clean).mean():.2f} dB, "
               f"output {crop_psnr(restored, clean).mean():.2f} dB")
 

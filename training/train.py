@@ -100,22 +100,22 @@ def _batcher(data: dict, root: Path, files, stems, kernels, device, **options) -
     return TrainingBatcher(ImageBank(files, device), pairs, kernels, device=device, **options)
 
 
-def validation_batches(data: dict, root: Path, device, crop: int | None = None, count: int = 4) -> list:
+def validation_batches(data: dict, root: Path, device, crop: int | None = None, count: int = 4,
+                       seed: int = 12345, **options) -> list:
     """A fixed validation set from the held-out part of train/ (test/ is never used here): ``count``
-    batches of 40 crops, every task equally often, ``crop`` px (the training crop by default)."""
+    batches of 40 crops, every task equally often unless ``options`` (TrainingBatcher's) say
+    otherwise, ``crop`` px (the training crop by default)."""
     _, (val_clean, val_stems), kernels = _splits(data, root)
-    val = _batcher(data, root, val_clean, val_stems, kernels, device, crop=crop or data["crop"], seed=12345)
+    val = _batcher(data, root, val_clean, val_stems, kernels, device, crop=crop or data["crop"], seed=seed, **options)
     return [val.next(40) for _ in range(count)]
 
 
-def microscopy_batches(data: dict, root: Path, device, count: int = 2) -> list:
-    """Held-out crops made fluorescence-like, with microscope (Poisson-Gaussian) noise: ``count``
-    batches of 40, all labelled denoise. The plain validation mixes these into its denoise figure;
-    this set shows on its own what the napari users' images get (FMD is test data, never used here)."""
-    _, (val_clean, val_stems), kernels = _splits(data, root)
-    val = _batcher(data, root, val_clean, val_stems, kernels, device, task_probs=[1, 0, 0, 0, 0],
-                   fluorescence_fraction=1.0, crop=data["crop"], seed=54321)
-    return [val.next(40) for _ in range(count)]
+def microscopy_batches(data: dict, root: Path, device) -> list:
+    """Held-out crops made fluorescence-like, with microscope (Poisson-Gaussian) noise: 2 batches
+    of 40, all labelled denoise. The plain validation mixes these into its denoise figure; this set
+    shows on its own what the napari users' images get (FMD is test data, never used here)."""
+    return validation_batches(data, root, device, count=2, seed=54321, task_probs=[1, 0, 0, 0, 0],
+                              fluorescence_fraction=1.0)
 
 
 def build_data(data: dict, root: Path, device, seed: int, rank: int):
