@@ -113,6 +113,27 @@ def test_poisson_gaussian_is_signal_dependent_and_can_be_gray():
     assert not torch.equal(colour[:, 0], colour[:, 1])
 
 
+def test_microscope_noise_is_gray_pulse_noise_on_a_dark_offset():
+    x = torch.full((16, 3, 64, 64), 0.2)
+    fixed = dict(peak_range=(80.0, 80.0), gain_shape_range=(3.5, 3.5), read_range=(0.0, 0.0),
+                 correlation_range=(0.0, 0.0))
+    y, target = D.microscope_noise(x, generator=gen(), offset_range=(0.0, 0.0), quantize_prob=0.0, **fixed)
+    assert torch.equal(target, x)
+    assert abs((y - x).mean()) < 1e-3                                     # unbiased
+    # pulses of random height: 1 + 1/shape times the variance of plain shot noise
+    assert torch.allclose((y - x).var(), torch.tensor(0.2 / 80 * (1 + 1 / 3.5)), rtol=0.05)
+    y, target = D.microscope_noise(x, generator=gen(), quantize_prob=1.0, **fixed)
+    offset = (target - x)[:, 0, 0, 0]
+    assert (offset >= 0).all() and offset.max() <= 0.03 and offset.std() > 0   # a dark level per image
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 1], y[:, 2])    # gray
+    assert torch.equal(y, (y * 255).round() / 255)                             # 8-bit frames
+    black = torch.zeros(4, 3, 64, 64)
+    y, target = D.microscope_noise(black, generator=gen(), peak_range=(80.0, 80.0))
+    clip = (target[:, :1, :1, :1] - 1.5 / 255).clamp_min(0)
+    assert (y >= clip).all()                          # the black clip sits just below the offset
+    assert torch.allclose(y.median(), target.median(), atol=3 / 255)   # a dark frame reads its offset
+
+
 def test_rain_brightens_sparse_streaks(images):
     y = D.rain(images, generator=gen())
     diff = (y - images).mean(dim=1)

@@ -5,9 +5,11 @@ with the denoise prompt, one line per level.
     python tools/microscopy_val.py --model pip-nafnet-s2
     python tools/microscopy_val.py --weights runs/X/pip-nafnet-s2.safetensors --model pip-nafnet-s2
 
-pip-train's ``psnr_microscopy`` draws the noise over the whole training range; this fixes it, at
-FMD confocal's measured level (about 65 photons at white, read noise 0.012) and a lighter one, to
-see whether a model's gain or loss on the real FMD frames shows on synthetic ones too.
+pip-train's ``psnr_microscopy`` draws the noise over the whole training range; this fixes it
+(``degrade.microscope_noise``) at the level fitted to FMD confocal's raw frames (80 photons at
+white, pulse-height shape 3.5, dark offset 3.4/255, read noise 0.001, lag-1 correlation ~0.05 along rows,
+8-bit) and at a lighter one, to see whether a model's gain or loss on the real FMD frames shows
+on synthetic ones too.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch.nn.functional as F
 
 from pip_filters.tasks import TASKS
 from pip_filters.training.data import ImageBank, fluorescence_like
+from pip_filters.training.degrade import microscope_noise
 from pip_filters.training.train import _splits, crop_psnr
 
 import held_out  # tools/held_out.py, beside this script
 
-LEVELS = ((65.0, 0.012), (300.0, 0.005))  # (photons at white, read-noise sigma)
+LEVELS = (80.0, 300.0)  # photons at white
 
 
 @torch.no_grad()
@@ -39,12 +42,13 @@ def main() -> None:
     clean = fluorescence_like(ImageBank(val_clean, "cpu").sample(args.crops, args.size, generator), generator)
     denoise = F.one_hot(torch.tensor(TASKS.index("denoise")), len(TASKS)).float()
     print(f"{args.crops} held-out fluorescence-like crops of {args.size} px, denoise prompt")
-    for peak, read in LEVELS:
-        noisy = torch.poisson(clean * peak, generator=generator) / peak
-        noisy = (noisy + read * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    for peak in LEVELS:
+        noisy, target = microscope_noise(clean, generator, peak_range=(peak, peak), gain_shape_range=(3.5, 3.5),
+                                         offset_range=(3.4 / 255, 3.4 / 255), read_range=(0.001, 0.001),
+                                         correlation_range=(0.025, 0.025), quantize_prob=1.0)
         restored = torch.cat([restorer.model(part, denoise.expand(len(part), -1)) for part in noisy.split(8)])
-        print(f"  {peak:g} photons, read {read}: input {crop_psnr(noisy, clean).mean():.2f} dB, "
-              f"output {crop_psnr(restored, clean).mean():.2f} dB")
+        print(f"  {peak:g} photons at white: input {crop_psnr(noisy, target).mean():.2f} dB, "
+              f"output {crop_psnr(restored, target).mean():.2f} dB")
 
 
 if __name__ == "__main__":

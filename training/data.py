@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pip_filters.tasks import TASKS
-from .degrade import _coin, _gray, _uniform, degrade, poisson_gaussian_noise
+from .degrade import _coin, _gray, _uniform, degrade, microscope_noise
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -240,11 +240,11 @@ class TrainingBatcher:
                            heavy_rain_share=self.heavy_rain_share)
         n = fluorescent.shape[0]  # the denoise rows, which come first
         if n:
-            # Microscope noise for the fluorescence-like ones: shot + read noise, drawn once on the
-            # gray image (a gray camera records gray noise), from light (FMD confocal: std ~0.01 on
-            # the background, ~0.02 overall) to heavy.
-            noisy = poisson_gaussian_noise(clean[:n], self.generator, peak_range=(10.0, 1000.0), gray_prob=1.0)
+            # A microscope's frame for the fluorescence-like ones (gray noise from a gray detector,
+            # light to heavy); their target sits on the detector's dark offset, as a frame average does.
+            noisy, target = microscope_noise(clean[:n], self.generator)
             degraded = torch.cat([torch.where(fluorescent, noisy, degraded[:n]), degraded[n:]])
+            clean = torch.cat([torch.where(fluorescent, target, clean[:n]), clean[n:]])
         if self.clean_share > 0:  # no extra random draws at 0, so earlier batches stay identical
             # A share of the synthetic crops stays clean whatever its task: every prompt learns to
             # leave an undegraded image alone (what a misread of the sensor costs). The sensor's

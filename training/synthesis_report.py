@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import degrade as D
-from .data import decode_rgb, list_images
+from .data import decode_rgb, fluorescence_like, list_images
 
 REPO = Path(__file__).resolve().parents[1]
 TILE = 160
@@ -194,6 +194,45 @@ def main() -> None:
     dark = [(i, t * 0.1) for i, _t in dark for t in [_t]]
     table("poisson-gaussian at FMD brightness (clean * 0.1)", [("synthetic", stats(dark, "n", fmd_fns))])
     sheet("noise", syn_g[:len(syn_g) // 2] + syn_pg[len(syn_pg) // 2:], [i for i, _ in real])
+
+    # microscope frames (fluorescence-like crops + microscope_noise) vs FMD's raw frames, on the
+    # inputs alone: how much of the frame sits at the dark floor, the tail above it, the spread
+    # of a photon's pulse onto its neighbour along rows and columns
+    def dark(i):  # the darkest 30 % of the frame, by a 15 px local mean
+        m = F.avg_pool2d(gray(i)[None, None], 15, 1, 7, count_include_pad=False)[0, 0]
+        return gray(i) * 255, m <= torch.quantile(m.flatten()[::3], 0.3)
+
+    def floor_share(i, t):
+        x, _ = dark(i)
+        return float((x <= x.min() + 1).float().mean())
+
+    def level_ratio(i, t):  # how fast the dark pixels' histogram falls, 6 to 9 levels above the floor
+        x, bg = dark(i)
+        h = torch.bincount((x[bg] - x.min()).round().long().clamp(0, 20), minlength=21).float()
+        return float((h[7:10] / h[6:9].clamp_min(1)).mean())
+
+    def lag1(i, dim):
+        x, bg = dark(i)
+        both = bg.narrow(dim, 1, bg.shape[dim] - 1) & bg.narrow(dim, 0, bg.shape[dim] - 1)
+        d = (x.narrow(dim, 1, x.shape[dim] - 1) - x.narrow(dim, 0, x.shape[dim] - 1))[both]
+        return float(1 - d.var() / (2 * x[bg].var()))
+
+    micro_fns = {"input mean": lambda i, t: float(i.mean()), "pixels at the floor": floor_share,
+                 "dark tail ratio": level_ratio, "lag-1 corr rows": lambda i, t: lag1(i, 1),
+                 "lag-1 corr cols": lambda i, t: lag1(i, 0)}
+    fluorescent = torch.cat([fluorescence_like(c, g) for c in clean.split(16)])
+    fitted = dict(peak_range=(80.0, 80.0), gain_shape_range=(3.5, 3.5), offset_range=(3.4 / 255, 3.4 / 255),
+                  read_range=(0.001, 0.001), correlation_range=(0.025, 0.025), quantize_prob=1.0)
+
+    def microscope(**ranges):
+        noisy = [D.microscope_noise(c, g, **ranges)[0] for c in fluorescent.split(16)]
+        return list(zip(torch.cat(noisy), fluorescent))
+
+    syn_fit, syn_range = microscope(**fitted), microscope()
+    table("microscope frames", [("fitted level", stats(syn_fit, "m", micro_fns)),
+                                ("training ranges", stats(syn_range, "m", micro_fns)),
+                                ("real test/fmd-confocal-20", stats(real, "m", micro_fns))])
+    sheet("microscope", syn_fit[:len(syn_fit) // 2] + syn_range[len(syn_range) // 2:], [i for i, _ in real])
 
     # blur: no real pairs outside the test kernels; show real blurry photos for the eye
     blur_fns = {"PSNR (dB)": lambda i, t: psnr(i, t),
