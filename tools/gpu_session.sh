@@ -10,7 +10,7 @@
 #   bash tools/gpu_session.sh 4 2>&1 | tee $OUT/gpu_session.txt    (device tool: carry [".gpu/data"])
 #   MODEL=pip-nafnet-s2 START=shipped bash tools/gpu_session.sh 4 ...  (the half-resolution
 #                                   candidate default, 217.7 frames/s compiled on an H100, from its
-#                                   shipped weights: 6,621 + 7,376 + 6,075 + 7,331 + 6,970 CPU steps; START=new trains it from scratch)
+#                                   shipped weights: 6,621 + 7,376 + 6,075 + 7,331 + 6,970 + 1,000 + 5,045 CPU steps; START=new trains it from scratch)
 # START: shipped (default: a new schedule from pip_filters/weights/MODEL.safetensors) or new.
 # TRAIN_EXTRA: pip-train arguments in place of the defaults below (a new seed for each session).
 #   BENCH="--device cpu --size 64x64" OUT=/tmp/o bash tools/gpu_session.sh 0.5   (dry run on a CPU)
