@@ -6,10 +6,10 @@ with the denoise prompt, one line per level.
     python tools/microscopy_val.py --weights runs/X/pip-nafnet-s2.safetensors --model pip-nafnet-s2
 
 pip-train's ``psnr_microscopy`` draws the noise over the whole training range; this fixes it
-(``degrade.microscope_noise``) at the level fitted to FMD confocal's raw frames (80 photons at
-white, pulse-height shape 3.5, dark offset 3.4/255, read noise 0.001, lag-1 correlation ~0.05 along rows,
-8-bit) and at a lighter one, to see whether a model's gain or loss on the real FMD frames shows
-on synthetic ones too.
+(``degrade.microscope_noise``) at the level fitted to FMD confocal's raw frames
+(``degrade.FMD_CONFOCAL_LEVEL``: 80 photons at white, pulse-height shape 3.5, dark offset 3.4/255,
+read noise 0.001, lag-1 correlation ~0.05 along rows, 8-bit) and at a lighter one (300 photons), to
+see whether a model's gain or loss on the real FMD frames shows on synthetic ones too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from pip_filters.tasks import TASKS
 from pip_filters.training.data import ImageBank, fluorescence_like
-from pip_filters.training.degrade import microscope_noise
+from pip_filters.training.degrade import FMD_CONFOCAL_LEVEL, microscope_noise
 from pip_filters.training.train import _splits, crop_psnr
 
 import held_out  # tools/held_out.py, beside this script
@@ -43,9 +43,8 @@ def main() -> None:
     denoise = F.one_hot(torch.tensor(TASKS.index("denoise")), len(TASKS)).float()
     print(f"{args.crops} held-out fluorescence-like crops of {args.size} px, denoise prompt")
     for peak in LEVELS:
-        noisy, target = microscope_noise(clean, generator, peak_range=(peak, peak), gain_shape_range=(3.5, 3.5),
-                                         offset_range=(3.4 / 255, 3.4 / 255), read_range=(0.001, 0.001),
-                                         correlation_range=(0.025, 0.025), quantize_prob=1.0)
+        level = dict(FMD_CONFOCAL_LEVEL, peak_range=(peak, peak))
+        noisy, target = microscope_noise(clean, generator, **level)
         restored = torch.cat([restorer.model(part, denoise.expand(len(part), -1)) for part in noisy.split(8)])
         print(f"  {peak:g} photons at white: input {crop_psnr(noisy, target).mean():.2f} dB, "
               f"output {crop_psnr(restored, target).mean():.2f} dB")

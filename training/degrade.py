@@ -170,6 +170,11 @@ def microscope_noise(x: torch.Tensor, generator: torch.Generator | None = None,
     return noisy.expand_as(x).to(x.dtype), target.expand_as(x).to(x.dtype)
 
 
+# microscope_noise's parameters at FMD confocal's level (fitted to its raw frames; each range one value)
+FMD_CONFOCAL_LEVEL = dict(peak_range=(80.0, 80.0), gain_shape_range=(3.5, 3.5), offset_range=(3.4 / 255, 3.4 / 255),
+                          read_range=(0.001, 0.001), correlation_range=(0.025, 0.025), quantize_prob=1.0)
+
+
 # ----------------------------------------------------------------------------- rain
 
 def _streak_kernels(h: int, w: int, angle: torch.Tensor, length: torch.Tensor, width: torch.Tensor) -> torch.Tensor:

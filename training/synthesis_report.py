@@ -221,14 +221,12 @@ def main() -> None:
                  "dark tail ratio": level_ratio, "lag-1 corr rows": lambda i, t: lag1(i, 1),
                  "lag-1 corr cols": lambda i, t: lag1(i, 0)}
     fluorescent = torch.cat([fluorescence_like(c, g) for c in clean.split(16)])
-    fitted = dict(peak_range=(80.0, 80.0), gain_shape_range=(3.5, 3.5), offset_range=(3.4 / 255, 3.4 / 255),
-                  read_range=(0.001, 0.001), correlation_range=(0.025, 0.025), quantize_prob=1.0)
 
     def microscope(**ranges):
         noisy = [D.microscope_noise(c, g, **ranges)[0] for c in fluorescent.split(16)]
         return list(zip(torch.cat(noisy), fluorescent))
 
-    syn_fit, syn_range = microscope(**fitted), microscope()
+    syn_fit, syn_range = microscope(**D.FMD_CONFOCAL_LEVEL), microscope()
     table("microscope frames", [("fitted level", stats(syn_fit, "m", micro_fns)),
                                 ("training ranges", stats(syn_range, "m", micro_fns)),
                                 ("real test/fmd-confocal-20", stats(real, "m", micro_fns))])
