@@ -109,10 +109,10 @@ def gaussian_noise(x: torch.Tensor, sigma_max: float = 55 / 255, generator: torc
 def poisson_gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None,
                            peak_range: tuple[float, float] = (5.0, 300.0), read_sigma_max: float = 0.03,
                            gray_prob: float = 0.5) -> torch.Tensor:
-    """Microscopy-like shot + read noise: ``poisson(x * peak) / peak + N(0, read_sigma)``.
+    """Shot + read noise: ``poisson(x * peak) / peak + N(0, read_sigma)`` (a camera's; the
+    fluorescence-like crops get a photomultiplier's, :func:`microscope_noise`).
 
-    ``peak`` (photons at white) is log-uniform in ``peak_range``; FMD confocal raw frames
-    measure about 60-70 photons at white with read noise ~0.012. With ``gray_prob`` the image
+    ``peak`` (photons at white) is log-uniform in ``peak_range``. With ``gray_prob`` the image
     is first turned gray (replicated to 3 channels), because microscopy is mostly single
     channel and the model sees gray as three equal channels; the noise is then drawn once
     and replicated too, as it would be for a real gray image.

@@ -111,7 +111,7 @@ def validation_batches(data: dict, root: Path, device, crop: int | None = None, 
 
 
 def microscopy_batches(data: dict, root: Path, device) -> list:
-    """Held-out crops made fluorescence-like, with microscope (Poisson-Gaussian) noise: 2 batches
+    """Held-out crops made fluorescence-like, with microscope noise (degrade.microscope_noise): 2 batches
     of 40, all labelled denoise. The plain validation mixes these into its denoise figure; this set
     shows on its own what the napari users' images get (FMD is test data, never used here)."""
     return validation_batches(data, root, device, count=2, seed=54321, task_probs=[1, 0, 0, 0, 0],
