@@ -224,3 +224,19 @@ def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
         run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
     with pytest.raises(SystemExit):  # weights of another architecture
         run(config, root, tmp_path / "bad", "--init", str(pip_filters.MODELS["pip-nafnet-t2"].weights_path))
+
+
+def test_validation_keeps_its_crop_when_training_crops_grow(setup):
+    import tomllib
+
+    from pip_filters.training.train import build_data
+
+    root, config = setup
+    data = tomllib.loads(config.read_text())["data"]
+    data.update(crop=40, val_crop=24, real_lowlight_fraction=1.0, task_probs=[0, 0, 0, 0, 1])
+    train_batcher, val, _ = build_data(data, root, torch.device("cpu"), seed=0, rank=0)
+    degraded, clean, ids = train_batcher.next(4)
+    assert degraded.shape[-2:] == (40, 40)
+    # every low-light crop comes from the real pairs: their dark inputs (under 40/255), not synthesis
+    assert degraded.max() < 40 / 255 + 1e-6 and clean.max() > 0.5
+    assert all(batch[0].shape[-2:] == (24, 24) for batch in val)

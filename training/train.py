@@ -104,9 +104,11 @@ def validation_batches(data: dict, root: Path, device, crop: int | None = None, 
                        seed: int = 12345, **options) -> list:
     """A fixed validation set from the held-out part of train/ (test/ is never used here): ``count``
     batches of 40 crops, every task equally often unless ``options`` (TrainingBatcher's) say
-    otherwise, ``crop`` px (the training crop by default)."""
+    otherwise, ``crop`` px (by default the config's ``val_crop``, else its training crop: a run that
+    trains on larger crops still validates on the crops earlier runs did, so their figures compare)."""
     _, (val_clean, val_stems), kernels = _splits(data, root)
-    val = _batcher(data, root, val_clean, val_stems, kernels, device, crop=crop or data["crop"], seed=seed, **options)
+    crop = crop or data.get("val_crop", data["crop"])
+    val = _batcher(data, root, val_clean, val_stems, kernels, device, crop=crop, seed=seed, **options)
     return [val.next(40) for _ in range(count)]
 
 
@@ -124,7 +126,8 @@ def build_data(data: dict, root: Path, device, seed: int, rank: int):
     train = _batcher(data, root, train_clean, train_stems, kernels, device, task_probs=data.get("task_probs"),
                      heavy_rain_share=data.get("heavy_rain_share", 0.0), clean_share=data.get("clean_share", 0.0),
                      fluorescence_fraction=data.get("fluorescence_fraction", 0.3),
-                     gaussian_prob=data.get("gaussian_prob", 0.75), crop=data["crop"], seed=seed + 1000 * rank)
+                     gaussian_prob=data.get("gaussian_prob", 0.75),
+                     real_lowlight_fraction=data.get("real_lowlight_fraction", 0.5), crop=data["crop"], seed=seed + 1000 * rank)
     return train, validation_batches(data, root, device), {"train_clean": len(train_clean), "val_clean": len(val_clean)}
 
 
