@@ -1,0 +1,74 @@
+"""How a model does on whole held-out images of train/ (never test/): each of the first --images
+held-out clean images degraded whole by the training synthesis for every task (fixed seed), and
+the real low-light pairs held out of train/lol-train-50, restored with the true task. One line per
+task: mean PSNR of the input and of the output (RGB, [0, 255], full image).
+
+    python tools/whole_frame_val.py --model pip-nafnet-s2
+    python tools/whole_frame_val.py --weights runs/X/pip-nafnet-s2.safetensors --model pip-nafnet-s2
+
+pip-train validates on 128 px crops, the size it trains on. Whole photos are what users restore
+and what the test sets are: a NAFNet block's channel attention averages over the whole image, and
+haze and low light are global, so whole frames can rank two models differently.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from pip_filters.tasks import TASKS
+from pip_filters.training import degrade as D
+from pip_filters.training.data import decode_rgb
+from pip_filters.training.train import _splits
+
+import held_out  # tools/held_out.py, beside this script
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    held_out.add_arguments(parser)
+    parser.add_argument("--images", type=int, default=12, help="held-out clean images (of 26)")
+    args = parser.parse_args()
+    restorer, _, data, root = held_out.setup(args)
+    _, (val_clean, stems), kernels = _splits(data, root)
+    generator = torch.Generator().manual_seed(7)
+    scores = {task: [] for task in TASKS}
+    for path in val_clean[:args.images]:
+        clean = decode_rgb(path)
+        x = torch.from_numpy(clean).permute(2, 0, 1)[None].float() / 255
+        for i, task in enumerate(TASKS):
+            if task == "lowlight":
+                degraded = to_uint8(D.underexpose(x, generator))
+            else:
+                degraded = to_uint8(D.degrade(x, torch.tensor([i]), kernels, generator))
+            scores[task].append((psnr(degraded, clean), psnr(restorer.restore(degraded, task=task), clean)))
+    pairs = root / data["lowlight_pairs"]
+    real = []
+    for stem in stems or []:
+        dark = decode_rgb(next((pairs / "input").glob(stem + ".*")))
+        target = decode_rgb(next((pairs / "target").glob(stem + ".*")))
+        real.append((psnr(dark, target), psnr(restorer.restore(dark, task="lowlight"), target)))
+    print(f"{args.images} whole held-out images of train/ per task, true task: input -> output dB")
+    for task, rows in scores.items():
+        before, after = np.mean(rows, axis=0)
+        print(f"  {task}: {before:.2f} -> {after:.2f}")
+    print(f"  mean of the five: {np.mean([np.mean(rows, axis=0)[1] for rows in scores.values()]):.2f}")
+    if real:
+        before, after = np.mean(real, axis=0)
+        each = ", ".join(f"{stem} {r[1]:.2f}" for stem, r in zip(stems, real))
+        print(f"  real low light ({len(real)} held-out LOL train pairs): {before:.2f} -> {after:.2f} ({each})")
+
+
+if __name__ == "__main__":
+    main()
