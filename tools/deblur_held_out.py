@@ -3,7 +3,7 @@ of train/ (never test/): the USRNet training set's isotropic Gaussians (k1-k4), 
 Gaussians (k5-k8) and motion kernels (k11, k12; k9 and k10 are Levin test kernels and left out),
 and random camera shake (degrade.motion_kernels), each with the training noise (sigma up to 3/255).
 
-    python tools/deblur_held_out.py                        # pip-nafnet-s, the shipped weights
+    python tools/deblur_held_out.py                        # the default model's shipped weights
     python tools/deblur_held_out.py --weights runs/X/pip-nafnet-s.safetensors
 
 A network that deblurs gains dB on the Gaussians first; one that gains little even there has not

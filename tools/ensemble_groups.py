@@ -3,7 +3,7 @@ groups of pip_filters.ensemble, told the true task, on the validation crops of p
 held-out split of train/, never test/). pip_filters.ensemble.TASK_GROUP takes, per task, the
 group that restored it best here (the smaller one on a tie within 0.01 dB).
 
-    python tools/ensemble_groups.py                      # pip-nafnet-s, the shipped weights
+    python tools/ensemble_groups.py                      # the default model's shipped weights
     python tools/ensemble_groups.py --model pip-nafnet-t2 --batches 4
 """
 

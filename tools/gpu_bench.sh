@@ -23,9 +23,9 @@ python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gpu_tests.txt
 tail -n 3 "$OUT/gpu_tests.txt"
 
 if [ "${ROWS:-all}" = key ]; then  # the rows a call shared with training has time for (tools/gpu_session.sh):
-  # the default eager (PointwiseConv, not measured on a GPU yet) and compiled; CUDA graphs' speed
+  # the default (pip-nafnet-s2 since 2026-12-05) eager and compiled; CUDA graphs' speed
   # needs the full run (its compile does not fit beside training in one 10-minute call)
-  bench --models pip-nafnet-s --modes eager,compiled --precisions fp16 --batches 4 --timeout 120 \
+  bench --models pip-nafnet-s2 --modes eager,compiled --precisions fp16 --batches 4 --timeout 120 \
     --markdown "$OUT/gpu_compiled.md"
   stamp "done"
   exit 0
@@ -34,22 +34,22 @@ fi
 if [ -d .gpu/eval ]; then
   for p in fp32 fp16 bf16; do
     stamp "pip-eval $p"
-    python3 -m training.evaluate --model pip-nafnet-s --device "${EVAL_DEVICE:-cuda}" --precision $p --quiet \
+    python3 -m training.evaluate --model pip-nafnet-s2 --device "${EVAL_DEVICE:-cuda}" --precision $p --quiet \
       --data .gpu/eval --sets cbsd68-s25,sots-outdoor-35,lol-eval15 --limit "${EVAL_LIMIT:-12}" --out /tmp/eval-$p | tail -n 1
   done
   python3 -m training.evaluate --compare /tmp/eval-fp32 /tmp/eval-fp16 /tmp/eval-bf16 \
     --out "$OUT/gpu_precision_psnr.md" >/dev/null
   cat "$OUT/gpu_precision_psnr.md"
 fi
-# The targets first: the default model compiled in fp16, the half-resolution candidate and the
+# The targets first: the default model (pip-nafnet-s2) compiled in fp16, the default before it and the
 # paper-size model beside it.
-bench --models pip-nafnet-s,pip-nafnet-s2,pip-restormer --modes compiled --precisions fp16 --batches 4 --timeout 200 \
+bench --models pip-nafnet-s2,pip-nafnet-s,pip-restormer --modes compiled --precisions fp16 --batches 4 --timeout 200 \
   --markdown "$OUT/gpu_compiled.md"
-bench --models pip-nafnet-t,pip-nafnet-s,pip-restormer --modes eager --precisions fp16 --batches 1,4 \
+bench --models pip-nafnet-t,pip-nafnet-s2,pip-restormer --modes eager --precisions fp16 --batches 1,4 \
   --markdown "$OUT/gpu_eager_fp16.md"
-bench --models pip-nafnet-s --modes eager --precisions fp32,bf16 --batches 4 --markdown "$OUT/gpu_eager_s.md"
-bench --models pip-nafnet-s --modes graphs --precisions fp16 --batches 4 --timeout 150 --markdown "$OUT/gpu_graphs.md"
+bench --models pip-nafnet-s2 --modes eager --precisions fp32,bf16 --batches 4 --markdown "$OUT/gpu_eager_s.md"
+bench --models pip-nafnet-s2 --modes graphs --precisions fp16 --batches 4 --timeout 150 --markdown "$OUT/gpu_graphs.md"
 stamp "profile"
-python3 tools/gpu_profile.py --compile --rows 16 > "$OUT/gpu_profile.txt" 2>&1
+python3 tools/gpu_profile.py --model pip-nafnet-s2 --compile --rows 16 > "$OUT/gpu_profile.txt" 2>&1
 head -n 1 "$OUT/gpu_profile.txt"
 stamp "done"

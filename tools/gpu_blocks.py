@@ -4,7 +4,7 @@ them, timed eager and torch.compile'd, in channels_last and in plain NCHW, besid
 same bytes (what memory bandwidth alone allows). A whole-network profile (tools/gpu_profile.py)
 names fused kernels; this names the parts of the model they came from (issue 6).
 
-    python tools/gpu_blocks.py                         # pip-nafnet-s, fp16, batch 4, 1920x1080
+    python tools/gpu_blocks.py                         # the default model, fp16, batch 4, 1920x1080
     python tools/gpu_blocks.py --device cpu --size 128x64 --repeats 1    (a dry run on a CPU)
 """
 

@@ -1,7 +1,7 @@
 """Where a model's GPU time goes at 1080p: the time per call, then the kernels and the aten ops
 (with their input shapes) that take the most device time, from torch.profiler.
 
-    python tools/gpu_profile.py                           # pip-nafnet-s, fp16, batch 4, eager
+    python tools/gpu_profile.py                           # the default model, fp16, batch 4, eager
     python tools/gpu_profile.py --compile --rows 16       # the torch.compile'd network
 
 This is how the two hot spots of the first H100 measurement were found (issue 6): CUDA's
@@ -23,7 +23,7 @@ from pip_filters.tiling import pad_to_multiple
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and input arguments this script shares with tools/gpu_blocks.py."""
-    parser.add_argument("--model", default="pip-nafnet-s")
+    parser.add_argument("--model", default=pip_filters.DEFAULT_MODEL)
     parser.add_argument("--precision", default="fp16")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT")

@@ -8,15 +8,15 @@
 # tools/pack_gpu_data.py --clean-every 2` (the repo plus the whole training set is over the 64 MiB
 # a call carries).
 #   bash tools/gpu_session.sh 4 2>&1 | tee $OUT/gpu_session.txt    (device tool: carry [".gpu/data"])
-#   MODEL=pip-nafnet-s2 START=shipped bash tools/gpu_session.sh 4 ...  (the half-resolution
-#                                   candidate default, 217.7 frames/s compiled on an H100, from its
-#                                   shipped weights: 6,621 + 7,376 + 6,075 + 7,331 + 6,970 + 1,000 + 5,045 CPU steps; START=new trains it from scratch)
+#     trains the default pip-nafnet-s2 (half resolution inside, 217.7 frames/s compiled on an H100)
+#     on from its shipped weights (CPU steps only so far; their model card counts them);
+#   MODEL=pip-nafnet-s START=shipped bash tools/gpu_session.sh 4 ...  (the default before 2026-12-05)
 # START: shipped (default: a new schedule from pip_filters/weights/MODEL.safetensors) or new.
 # TRAIN_EXTRA: pip-train arguments in place of the defaults below (a new seed for each session).
 #   BENCH="--device cpu --size 64x64" OUT=/tmp/o bash tools/gpu_session.sh 0.5   (dry run on a CPU)
 set -u -o pipefail
 MINUTES=${1:-4}
-MODEL=${MODEL:-pip-nafnet-s}
+MODEL=${MODEL:-pip-nafnet-s2}
 START=${START:-shipped}
 if [ "$START" = shipped ]; then
   defaults="--set train.lr=5e-4 --set train.seed=5 --set data.task_probs=[1.5,1,0.5,1,1.25]"

@@ -2,7 +2,7 @@
 validation images of train/ (never test/): PSNR of the input and of the output restored with
 each prompt and with the sensor's weights, and what the sensor reads.
 
-    python tools/heavy_rain_val.py                        # pip-nafnet-s, the shipped weights
+    python tools/heavy_rain_val.py                        # the default model's shipped weights
     python tools/heavy_rain_val.py --weights runs/X/pip-nafnet-s.safetensors
 
 pip-train's validation keeps the light Rain100L-style rain so that runs stay comparable; this is

@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "training" / "configs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="pip-nafnet-s")
+    parser.add_argument("--model", default=pip_filters.DEFAULT_MODEL)
     parser.add_argument("--weights", type=Path, help="default: the package's weights for --model")
     parser.add_argument("--config", type=Path, default=None, help="default: training/configs/MODEL.toml")
     parser.add_argument("--threads", type=int, default=2)

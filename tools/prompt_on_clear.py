@@ -1,7 +1,7 @@
 """What each task's prompt does to a clear image, on the held-out validation images of train/
 (never test/): PSNR of the output against the input and the mean change in grey level.
 
-    python tools/prompt_on_clear.py                        # pip-nafnet-s, the shipped weights
+    python tools/prompt_on_clear.py                        # the default model's shipped weights
     python tools/prompt_on_clear.py --weights runs/X/pip-nafnet-s.safetensors
 
 A prompt told (or misread by the sensor) on an image without that degradation should leave it

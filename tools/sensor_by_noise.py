@@ -2,7 +2,7 @@
 images of train/ (never test/): per noise level, how often it says "denoise" and its mean task
 weights, then what task="auto" costs against the true task in PSNR.
 
-    python tools/sensor_by_noise.py                       # pip-nafnet-s, the shipped weights
+    python tools/sensor_by_noise.py                       # the default model's shipped weights
     python tools/sensor_by_noise.py --weights runs/X/pip-nafnet-s.safetensors --psnr-sigmas 10,15
 
 Light noise is where the sensor errs (it leaks weight to "derain"); this measures it without

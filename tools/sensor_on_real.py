@@ -2,7 +2,7 @@
 (``../shared/data/real`` and ``../shared/data/videos``, never ``test/``): the share read as the
 degradation the folder or file name says, and each file's reading.
 
-    python tools/sensor_on_real.py                        # pip-nafnet-s, the shipped weights
+    python tools/sensor_on_real.py                        # the default model's shipped weights
     python tools/sensor_on_real.py --weights runs/X/pip-nafnet-s.safetensors
 
 The synthetic validation crops cannot show how far real degradations lie from the synthesis;
@@ -29,7 +29,7 @@ CLIPS = {"rain_": "derain", "NTURain": "derain", "lowlight_": "lowlight", "blur_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="pip-nafnet-s")
+    parser.add_argument("--model", default=pip_filters.DEFAULT_MODEL)
     parser.add_argument("--weights", type=Path, help="default: the package's weights for --model")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     parser.add_argument("--frames", type=int, default=5, help="frames read per clip")

@@ -2,7 +2,7 @@
 --ensemble also the self-ensemble, per size of its group), and the training batcher's next(32) at
 crop 128. Median of several runs after one warm-up.
 
-    python tools/time_cpu.py [--threads 2] [--data ../shared/data] [--models pip-nafnet-s] [--ensemble]
+    python tools/time_cpu.py [--threads 2] [--data ../shared/data] [--models pip-nafnet-s2] [--ensemble]
 """
 
 import argparse
@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--models", default="pip-nafnet-t2,pip-nafnet-t,pip-nafnet-s")
+    parser.add_argument("--models", default="pip-nafnet-t2,pip-nafnet-t,pip-nafnet-s2,pip-nafnet-s")
     parser.add_argument("--ensemble", action="store_true",
                         help="also time restore(..., ensemble=True) with a task of each group size")
     args = parser.parse_args()
