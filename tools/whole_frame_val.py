@@ -21,14 +21,10 @@ import torch
 from pip_filters.tasks import TASKS
 from pip_filters.training import degrade as D
 from pip_filters.training.data import decode_rgb
+from pip_filters.training.evaluate import psnr
 from pip_filters.training.train import _splits
 
 import held_out  # tools/held_out.py, beside this script
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
