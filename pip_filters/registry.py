@@ -97,8 +97,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
     ),
 ]}
 
-# The default since 2026-12-05 (pip-nafnet-s before): chosen on the held-out validation, where it is
-# ahead on four tasks and microscopy and level on rain, and 2.8x pip-nafnet-s's frame rate on an H100.
+# The default since 2026-12-05 (pip-nafnet-s before): chosen on whole held-out images of train/
+# (tools/whole_frame_val.py: ahead on four tasks, level on rain), at 2.8x pip-nafnet-s's frame rate on an H100.
 DEFAULT_MODEL = "pip-nafnet-s2"
 
 
