@@ -20,15 +20,11 @@ import torch
 
 from pip_filters.tasks import TASKS
 from pip_filters.training import degrade as D
-from pip_filters.training.data import decode_rgb
-from pip_filters.training.evaluate import psnr
+from pip_filters.training.data import decode_rgb, list_images
+from pip_filters.training.evaluate import psnr, to_uint8
 from pip_filters.training.train import _splits
 
 import held_out  # tools/held_out.py, beside this script
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
 def main() -> None:
@@ -44,16 +40,13 @@ def main() -> None:
         clean = decode_rgb(path)
         x = torch.from_numpy(clean).permute(2, 0, 1)[None].float() / 255
         for i, task in enumerate(TASKS):
-            if task == "lowlight":
-                degraded = to_uint8(D.underexpose(x, generator))
-            else:
-                degraded = to_uint8(D.degrade(x, torch.tensor([i]), kernels, generator))
+            degraded = to_uint8(D.degrade(x, torch.tensor([i]), kernels, generator)[0].permute(1, 2, 0).numpy())
             scores[task].append((psnr(degraded, clean), psnr(restorer.restore(degraded, task=task), clean)))
     pairs = root / data["lowlight_pairs"]
+    inputs, targets = ({f.stem: f for f in list_images(pairs / side)} for side in ("input", "target"))
     real = []
     for stem in stems or []:
-        dark = decode_rgb(next((pairs / "input").glob(stem + ".*")))
-        target = decode_rgb(next((pairs / "target").glob(stem + ".*")))
+        dark, target = decode_rgb(inputs[stem]), decode_rgb(targets[stem])
         real.append((psnr(dark, target), psnr(restorer.restore(dark, task="lowlight"), target)))
     print(f"{args.images} whole held-out images of train/ per task, true task: input -> output dB")
     for task, rows in scores.items():
