@@ -6,6 +6,7 @@ task: mean PSNR of the input and of the output (RGB, [0, 255], full image).
     python tools/whole_frame_val.py --model pip-nafnet-s2
     python tools/whole_frame_val.py --weights runs/X/pip-nafnet-s2.safetensors --model pip-nafnet-s2
     python tools/whole_frame_val.py --model pip-nafnet-s2 --trained-pairs   # also the pairs it trained on
+    python tools/whole_frame_val.py --model pip-nafnet-s2 --ensemble        # restore(..., ensemble=True)
 
 pip-train validates on 128 px crops, the size it trains on. Whole photos are what users restore
 and what the test sets are: a NAFNet block's channel attention averages over the whole image, and
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--trained-pairs", action="store_true",
                         help="also restore the LOL train pairs the model trained on: far above the held-out "
                              "pairs means it memorised them (there are only 47)")
+    parser.add_argument("--ensemble", action="store_true", help="restore with the self-ensemble (ensemble=True)")
     args = parser.parse_args()
     restorer, _, data, root = held_out.setup(args)
     _, (val_clean, stems), kernels = _splits(data, root)
@@ -45,10 +47,10 @@ def main() -> None:
         x = torch.from_numpy(clean).permute(2, 0, 1)[None].float() / 255
         for i, task in enumerate(TASKS):
             degraded = to_uint8(D.degrade(x, torch.tensor([i]), kernels, generator)[0].permute(1, 2, 0).numpy())
-            scores[task].append((psnr(degraded, clean), psnr(restorer.restore(degraded, task=task), clean)))
+            scores[task].append((psnr(degraded, clean), psnr(restorer.restore(degraded, task=task, ensemble=args.ensemble), clean)))
     pairs = root / data["lowlight_pairs"]
     inputs, targets = ({f.stem: f for f in list_images(pairs / side)} for side in ("input", "target"))
-    real = [_real_pair(restorer, inputs[stem], targets[stem]) for stem in stems or []]
+    real = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble) for stem in stems or []]
     print(f"{args.images} whole held-out images of train/ per task, true task: input -> output dB")
     for task, rows in scores.items():
         before, after = np.mean(rows, axis=0)
@@ -59,15 +61,15 @@ def main() -> None:
         each = ", ".join(f"{stem} {r[1]:.2f}" for stem, r in zip(stems, real))
         print(f"  real low light ({len(real)} held-out LOL train pairs): {before:.2f} -> {after:.2f} ({each})")
     if args.trained_pairs:
-        trained = [_real_pair(restorer, inputs[stem], targets[stem]) for stem in sorted(set(inputs) - set(stems or []))]
+        trained = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble) for stem in sorted(set(inputs) - set(stems or []))]
         before, after = np.mean(trained, axis=0)
         print(f"  real low light ({len(trained)} LOL train pairs it trained on): {before:.2f} -> {after:.2f}")
 
 
-def _real_pair(restorer, dark_path, target_path) -> tuple[float, float]:
+def _real_pair(restorer, dark_path, target_path, ensemble=False) -> tuple[float, float]:
     """PSNR of a real low-light pair's input and of its restoration (task lowlight) to the target."""
     dark, target = decode_rgb(dark_path), decode_rgb(target_path)
-    return psnr(dark, target), psnr(restorer.restore(dark, task="lowlight"), target)
+    return psnr(dark, target), psnr(restorer.restore(dark, task="lowlight", ensemble=ensemble), target)
 
 
 if __name__ == "__main__":
