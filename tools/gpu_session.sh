@@ -18,8 +18,9 @@ set -u -o pipefail
 MINUTES=${1:-4}
 MODEL=${MODEL:-pip-nafnet-s2}
 START=${START:-shipped}
-if [ "$START" = shipped ]; then
-  defaults="--set train.lr=5e-4 --set train.seed=5 --set data.task_probs=[1.5,1,0.5,1,1.25]"
+if [ "$START" = shipped ]; then  # what the CPU runs learnt: 256 px crops (whole-image low light and
+  # haze), a quarter of the low-light crops from the 47 real LOL pairs (more and it memorises them)
+  defaults="--set train.lr=3e-4 --set train.seed=17 --set train.batch_size=16 --set data.crop=256 --set data.task_probs=[1.5,1,1,1,1.5] --set data.real_lowlight_fraction=0.25 --set data.clean_share=0.1"
 else  # the config's schedule (warm-up, peak rate) from scratch, the default's task mix
   defaults="--set train.seed=7 --set data.task_probs=[1.5,1,1,1,1.25] --set data.clean_share=0.1"
 fi
