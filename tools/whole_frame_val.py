@@ -35,11 +35,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12, help="held-out clean images (of 26)")
     parser.add_argument("--trained-pairs", action="store_true",
                         help="also restore the LOL train pairs the model trained on: far above the held-out "
-                             "pairs means it memorised them (there are only 47)")
+                             "pairs means it memorised them (there are few)")
     parser.add_argument("--ensemble", action="store_true", help="restore with the self-ensemble (ensemble=True)")
     args = parser.parse_args()
     restorer, _, data, root = held_out.setup(args)
-    _, (val_clean, stems), kernels = _splits(data, root)
+    (_, trained_stems), (val_clean, stems), kernels = _splits(data, root)
     generator = torch.Generator().manual_seed(7)
     scores = {task: [] for task in TASKS}
     for path in val_clean[:args.images]:
@@ -61,7 +61,7 @@ def main() -> None:
         each = ", ".join(f"{stem} {r[1]:.2f}" for stem, r in zip(stems, real))
         print(f"  real low light ({len(real)} held-out LOL train pairs): {before:.2f} -> {after:.2f} ({each})")
     if args.trained_pairs:
-        trained = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble) for stem in sorted(set(inputs) - set(stems or []))]
+        trained = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble) for stem in trained_stems or []]
         before, after = np.mean(trained, axis=0)
         print(f"  real low light ({len(trained)} LOL train pairs it trained on): {before:.2f} -> {after:.2f}")
 
