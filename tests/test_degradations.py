@@ -475,3 +475,21 @@ def test_some_denoising_crops_are_dark_gray_like_fluorescence(tmp_path):
         assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 1], images[:, 2])
     assert clean.mean() < 0.6 * bank.sample(6, 32).mean()  # and dark, target included
     assert not torch.equal(degraded, clean)  # and noisy
+
+
+def test_real_lowlight_gain_varies_the_real_inputs_not_their_targets(banks, kernels):
+    clean, pairs = banks
+    options = dict(task_probs=[0, 0, 0, 0, 1], real_lowlight_fraction=1.0, crop=24, seed=3)
+    plain = TrainingBatcher(clean, pairs, kernels, **options).next(32)
+    assert all(torch.equal(a, b) for a, b in zip(plain, TrainingBatcher(clean, pairs, kernels, real_lowlight_gain=1.0,
+                                                                         **options).next(32)))
+    degraded, target, ids = TrainingBatcher(clean, pairs, kernels, real_lowlight_gain=2.0, **options).next(32)
+    assert torch.equal(ids, plain[2])
+    level = degraded.flatten(1)
+    assert (level == level[:, :1]).all()                        # one gain per crop, the whole crop
+    gains = level[:, 0] / (3 / 255)
+    assert gains.min() >= 0.5 - 1e-4 and gains.max() <= 2 + 1e-4
+    assert gains.min() < 0.8 and gains.max() > 1.25             # darker and brighter both drawn
+    assert torch.equal(target, plain[1])                        # the same crops, the same targets
+    with pytest.raises(ValueError):
+        TrainingBatcher(clean, pairs, kernels, real_lowlight_gain=0.5)

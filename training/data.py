@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pip_filters.tasks import TASKS
-from .degrade import _coin, _gray, _uniform, degrade, microscope_noise
+from .degrade import _coin, _gray, _log_uniform, _uniform, degrade, microscope_noise
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -187,13 +187,17 @@ class TrainingBatcher:
     :func:`degrade`; ``clean_share`` of the synthetic crops are left undegraded, under their task's
     label (the training batcher only; validation keeps every crop degraded). ``gaussian_prob`` is the
     share of the (non-fluorescence) denoising crops given Gaussian rather than Poisson-Gaussian noise.
+    ``real_lowlight_gain`` g > 1 multiplies each real low-light input by a gain drawn log-uniformly
+    from [1/g, g] and keeps its target: the same scene, shot a little darker or brighter, must come
+    out the same, so the network reads the target's brightness from the content instead of
+    recalling the few real scenes it has seen.
     """
 
     def __init__(self, clean_bank: ImageBank, lowlight_pairs: PairedBank | None = None,
                  kernels: torch.Tensor | None = None, task_probs: Sequence[float] | None = None,
                  crop: int = 128, device=None, seed: int = 0, real_lowlight_fraction: float = 0.5,
                  fluorescence_fraction: float = 0.3, heavy_rain_share: float = 0.0, clean_share: float = 0.0,
-                 gaussian_prob: float = 0.75):
+                 gaussian_prob: float = 0.75, real_lowlight_gain: float = 1.0):
         self.clean = clean_bank
         self.pairs = lowlight_pairs
         self.device = torch.device(device) if device is not None else clean_bank.device
@@ -210,6 +214,9 @@ class TrainingBatcher:
         self.clean_share = clean_share
         self.gaussian_prob = gaussian_prob
         self.real_lowlight_fraction = real_lowlight_fraction if lowlight_pairs is not None else 0.0
+        if real_lowlight_gain < 1:
+            raise ValueError("real_lowlight_gain is the largest gain, >= 1 (1: none)")
+        self.real_lowlight_gain = real_lowlight_gain
         self.host_rng = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator(self.device).manual_seed(seed)
 
@@ -252,6 +259,9 @@ class TrainingBatcher:
             degraded = torch.where(_coin(n_synth, self.clean_share, clean, self.generator), clean, degraded)
         if n_real:
             real_in, real_clean = self.pairs.sample(n_real, self.crop, self.generator)
+            if self.real_lowlight_gain > 1:  # no extra random draws at 1, so earlier batches stay identical
+                g = self.real_lowlight_gain
+                real_in = (real_in * _log_uniform(n_real, 1 / g, g, real_in, self.generator)).clamp(0, 1)
             degraded = torch.cat([degraded, real_in])
             clean = torch.cat([clean, real_clean])
             ids = torch.cat([ids, torch.full((n_real,), low)])

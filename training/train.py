@@ -126,7 +126,7 @@ def build_data(data: dict, root: Path, device, seed: int, rank: int):
     train = _batcher(data, root, train_clean, train_stems, kernels, device, task_probs=data.get("task_probs"),
                      heavy_rain_share=data.get("heavy_rain_share", 0.0), clean_share=data.get("clean_share", 0.0),
                      fluorescence_fraction=data.get("fluorescence_fraction", 0.3),
-                     gaussian_prob=data.get("gaussian_prob", 0.75),
+                     gaussian_prob=data.get("gaussian_prob", 0.75), real_lowlight_gain=data.get("real_lowlight_gain", 1.0),
                      real_lowlight_fraction=data.get("real_lowlight_fraction", 0.5), crop=data["crop"], seed=seed + 1000 * rank)
     return train, validation_batches(data, root, device), {"train_clean": len(train_clean), "val_clean": len(val_clean)}
 
