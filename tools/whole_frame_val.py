@@ -51,21 +51,24 @@ def main() -> None:
     pairs = root / data["lowlight_pairs"]
     inputs, targets = ({f.stem: f for f in list_images(pairs / side)} for side in ("input", "target"))
     real = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble) for stem in stems or []]
+    trained = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble)
+               for stem in trained_stems or []] if args.trained_pairs else []
     print(f"{args.images} whole held-out images of train/ per task, true task: input -> output dB")
     for task, rows in scores.items():
         before, after = np.mean(rows, axis=0)
         print(f"  {task}: {before:.2f} -> {after:.2f}")
     print(f"  mean of the five: {np.mean([np.mean(rows, axis=0)[1] for rows in scores.values()]):.2f}")
     if real:
-        before, after, fitted = np.mean(real, axis=0)
         each = ", ".join(f"{stem} {r[1]:.2f}" for stem, r in zip(stems, real))
-        print(f"  real low light ({len(real)} held-out LOL train pairs): {before:.2f} -> {after:.2f} ({each}); "
-              f"at the best global gain {fitted:.2f}")
-    if args.trained_pairs:
-        trained = [_real_pair(restorer, inputs[stem], targets[stem], args.ensemble) for stem in trained_stems or []]
-        before, after, fitted = np.mean(trained, axis=0)
-        print(f"  real low light ({len(trained)} LOL train pairs it trained on): {before:.2f} -> {after:.2f}; "
-              f"at the best global gain {fitted:.2f}")
+        _print_pairs("held-out LOL train pairs", real, f" ({each})")
+    if trained:
+        _print_pairs("LOL train pairs it trained on", trained)
+
+
+def _print_pairs(label: str, rows: list, detail: str = "") -> None:
+    before, after, fitted = np.mean(rows, axis=0)
+    print(f"  real low light ({len(rows)} {label}): {before:.2f} -> {after:.2f}{detail}; "
+          f"at the best global gain {fitted:.2f}")
 
 
 def _real_pair(restorer, dark_path, target_path, ensemble=False) -> tuple[float, float, float]:
