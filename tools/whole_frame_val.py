@@ -59,28 +59,28 @@ def main() -> None:
         print(f"  {task}: {before:.2f} -> {after:.2f}")
     print(f"  mean of the five: {np.mean([np.mean(rows, axis=0)[1] for rows in scores.values()]):.2f}")
     if real:
-        each = ", ".join(f"{stem} {r[1]:.2f}" for stem, r in zip(stems, real))
+        each = ", ".join(f"{stem} {r[1]:.2f} [best gain {r[3]:.2f}]" for stem, r in zip(stems, real))
         _print_pairs("held-out LOL train pairs", real, f" ({each})")
     if trained:
         _print_pairs("LOL train pairs it trained on", trained)
 
 
 def _print_pairs(label: str, rows: list, detail: str = "") -> None:
-    before, after, fitted = np.mean(rows, axis=0)
+    before, after, fitted, _ = np.mean(rows, axis=0)
     print(f"  real low light ({len(rows)} {label}): {before:.2f} -> {after:.2f}{detail}; "
           f"at the best global gain {fitted:.2f}")
 
 
-def _real_pair(restorer, dark_path, target_path, ensemble=False) -> tuple[float, float, float]:
-    """PSNR of a real low-light pair's input and of its restoration (task lowlight) to the target, and
-    of the restoration at the one global gain that fits the target best: the gap between the last
-    two is what a wrong guess of the target's overall brightness costs (LOL's targets were shot at
-    exposures no input shows)."""
+def _real_pair(restorer, dark_path, target_path, ensemble=False) -> tuple[float, float, float, float]:
+    """PSNR of a real low-light pair's input and of its restoration (task lowlight) to the target,
+    of the restoration at the one global gain that fits the target best, and that gain: the gap
+    between the two restorations' PSNR is what a wrong guess of the target's overall brightness
+    costs (LOL's targets were shot at exposures no input shows)."""
     dark, target = decode_rgb(dark_path), decode_rgb(target_path)
     out = restorer.restore(dark, task="lowlight", ensemble=ensemble)
     o, t = out.astype(np.float64), target.astype(np.float64)
     gain = (o * t).sum() / max((o * o).sum(), 1e-12)
-    return psnr(dark, target), psnr(out, target), psnr(to_uint8(o / 255 * gain), target)
+    return psnr(dark, target), psnr(out, target), psnr(to_uint8(o / 255 * gain), target), gain
 
 
 if __name__ == "__main__":
