@@ -36,6 +36,7 @@ weight_decay = 0.0
 grad_clip = 0.5
 ema = 0.9
 precision = "bf16"
+cpu_precision = "fp32"
 compile = false
 seed = 0
 sensor_weight = 0.1
@@ -224,6 +225,19 @@ def test_new_schedule_from_trained_weights_keeps_their_record(setup, tmp_path):
         run(config, root, tmp_path / "bad", "--set", "train.no_such_key=1")
     with pytest.raises(SystemExit):  # weights of another architecture
         run(config, root, tmp_path / "bad", "--init", str(pip_filters.MODELS["pip-nafnet-t2"].weights_path))
+
+
+def test_cpu_training_in_bf16_is_opt_in_and_keeps_float32_weights(setup, tmp_path):
+    root, config = setup
+    fp32 = run(config, root, tmp_path / "fp32")
+    bf16 = run(config, root, tmp_path / "bf16", "--set", "train.cpu_precision=bf16")
+    name = "ema.backbone.intro.weight"
+    assert bf16[name].dtype == torch.float32 and torch.isfinite(bf16[name]).all()
+    assert not torch.equal(bf16[name], fp32[name])  # the steps ran in bf16, not float32
+    restorer = pip_filters.load(weights=tmp_path / "bf16" / "pip-nafnet-t.safetensors", device="cpu")
+    assert restorer.info["train"]["cpu_precision"] == "bf16"  # the card's settings say how it trained
+    with pytest.raises(SystemExit):
+        run(config, root, tmp_path / "bad", "--set", "train.cpu_precision=fp16")
 
 
 def test_validation_keeps_its_crop_when_training_crops_grow(setup):

@@ -110,7 +110,7 @@ def model_card(spec, meta: dict, digest: str) -> str:
 - Training data: {json.dumps(meta['data'])} ({json.dumps(meta['data_counts'])}; a validation split of
   train/ is held out; `test/` is never used for training or selection). Degradations are synthesised
   on the training device by `pip_filters.training.degrade` (noise, rain, haze, blur, under-exposure)
-  plus the real LOL low-light pairs. The settings' precision applies on GPUs; a CPU trains in float32.
+  plus the real LOL low-light pairs. The settings' `precision` applies on GPUs, `cpu_precision` (float32 unless set) on a CPU.
 - Iterations: {meta['steps']} of {meta['scheduled_steps']} scheduled, global batch {meta['global_batch']},
   crop {meta['data']['crop']}; optimiser settings: {json.dumps(meta['train'])}.
 - Wall time in all: {history['wall_minutes']} minutes.{_init_line(meta)}{_sensor_line(meta)}

@@ -225,8 +225,15 @@ def main(argv=None):
         initialised_from = {"file": args.init.name, "sha256": file_sha256(args.init), "steps": earlier.get("steps"),
                             "validation_synthetic": earlier.get("validation_synthetic", {})}
     precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[tcfg["precision"]]
+    if tcfg.get("cpu_precision", "fp32") not in ("fp32", "bf16"):
+        raise SystemExit(f"train.cpu_precision is {tcfg['cpu_precision']!r}: use fp32 or bf16")
     if device.type != "cuda":
-        precision = torch.float32  # CPU bf16 autocast: no faster than float32 in channels_last (2.25 vs 2.22 s a step here)
+        # bf16 autocast pays on some CPUs only: a pip-nafnet-s2 step (batch 8, 256 px) took 1.10 against
+        # 1.61 s in float32 on a 2-core AMD EPYC (tools/time_train_step.py), a pip-nafnet-s step (batch
+        # 16, 128 px) 2.25 against 2.22 s on a 2-core Intel Xeon, both with AVX-512 BF16. So float32
+        # unless the config opts in (train.cpu_precision); CPU validation stays float32 either way.
+        precision = {"bf16": torch.bfloat16, "fp32": torch.float32}[tcfg.get("cpu_precision", "fp32")]
+    val_precision = precision if device.type == "cuda" else torch.float32
     torch.manual_seed(tcfg["seed"] + rank)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -250,7 +257,7 @@ def main(argv=None):
         model.load_state_dict(init_state)
         ema.load_state_dict(init_state)
         if main_process:  # the starting point on this run's validation set (the data may have changed since)
-            initialised_from["validation_here"] = validate(ema, val_batches, precision, microscopy)
+            initialised_from["validation_here"] = validate(ema, val_batches, val_precision, microscopy)
             print(f"validation of the starting weights: {json.dumps(initialised_from['validation_here'])}", flush=True)
         if total_steps == 0:  # --steps 0: that validation was the job
             if distributed:
@@ -331,7 +338,7 @@ def main(argv=None):
                      "steps_per_s": round((step - timed_from) / max(elapsed, 1e-9), 2),
                      "minutes": round((time.time() - started) / 60, 2)}
             if step % tcfg["val_every"] == 0 or step == total_steps:
-                last_validation = validate(ema, val_batches, precision, microscopy)
+                last_validation = validate(ema, val_batches, val_precision, microscopy)
                 entry.update(last_validation)
             print(json.dumps(entry), flush=True)
             log.write(json.dumps(entry) + "\n")
@@ -341,7 +348,7 @@ def main(argv=None):
         if args.stop_after is not None and time.time() - started > args.stop_after * 60:
             break
     if main_process:
-        last_validation = validate(ema, val_batches, precision, microscopy)
+        last_validation = validate(ema, val_batches, val_precision, microscopy)
         checkpoint()
         print(f"step {step}/{total_steps}, validation {json.dumps(last_validation)}", flush=True)
         if step >= total_steps:
