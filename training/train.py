@@ -229,8 +229,8 @@ def main(argv=None):
         raise SystemExit(f"train.cpu_precision is {tcfg['cpu_precision']!r}: use fp32 or bf16")
     if device.type != "cuda":
         # bf16 autocast pays on some CPUs only: a pip-nafnet-s2 step (batch 8, 256 px) took 1.10 against
-        # 1.61 s in float32 on a 2-core AMD EPYC (tools/time_train_step.py), a pip-nafnet-s step (batch
-        # 16, 128 px) 2.25 against 2.22 s on a 2-core Intel Xeon, both with AVX-512 BF16. So float32
+        # 1.61 s in float32 on a 2-core AMD EPYC (tools/time_train_step.py), a pip-nafnet-s step 2.25
+        # against 2.22 s on a 2-core Intel Xeon (2026-11-27), both with AVX-512 BF16. So float32
         # unless the config opts in (train.cpu_precision); CPU validation stays float32 either way.
         precision = {"bf16": torch.bfloat16, "fp32": torch.float32}[tcfg.get("cpu_precision", "fp32")]
     val_precision = precision if device.type == "cuda" else torch.float32
