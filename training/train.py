@@ -224,16 +224,18 @@ def main(argv=None):
         history = earlier.get("history", history)  # the card keeps the earlier sessions
         initialised_from = {"file": args.init.name, "sha256": file_sha256(args.init), "steps": earlier.get("steps"),
                             "validation_synthetic": earlier.get("validation_synthetic", {})}
-    precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[tcfg["precision"]]
-    if tcfg.get("cpu_precision", "fp32") not in ("fp32", "bf16"):
-        raise SystemExit(f"train.cpu_precision is {tcfg['cpu_precision']!r}: use fp32 or bf16")
-    if device.type != "cuda":
-        # bf16 autocast pays on some CPUs only: a pip-nafnet-s2 step (batch 8, 256 px) took 1.10 against
-        # 1.61 s in float32 on a 2-core AMD EPYC (tools/time_train_step.py), a pip-nafnet-s step 2.25
-        # against 2.22 s on a 2-core Intel Xeon (2026-11-27), both with AVX-512 BF16. So float32
-        # unless the config opts in (train.cpu_precision); CPU validation stays float32 either way.
-        precision = {"bf16": torch.bfloat16, "fp32": torch.float32}[tcfg.get("cpu_precision", "fp32")]
-    val_precision = precision if device.type == "cuda" else torch.float32
+    # bf16 autocast pays on some CPUs only: a pip-nafnet-s2 step (batch 8, 256 px) took 1.10 against
+    # 1.61 s in float32 on a 2-core AMD EPYC (tools/time_train_step.py), a pip-nafnet-s step 2.25
+    # against 2.22 s on a 2-core Intel Xeon (2026-11-27), both with AVX-512 BF16. So float32 on a
+    # CPU unless the config opts in (configs from before the key have none); validation there stays
+    # float32 either way, so its figures compare across runs.
+    cpu_precision = tcfg.get("cpu_precision", "fp32")
+    if cpu_precision not in ("fp32", "bf16"):
+        raise SystemExit(f"train.cpu_precision is {cpu_precision!r}: use fp32 or bf16")
+    on_gpu = device.type == "cuda"
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    precision = dtypes[tcfg["precision"] if on_gpu else cpu_precision]
+    val_precision = precision if on_gpu else torch.float32
     torch.manual_seed(tcfg["seed"] + rank)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
