@@ -2,7 +2,8 @@
 
     pip-restore photo.jpg scans/ -o restored/ [--task auto|denoise|derain|dehaze|deblur|lowlight]
 
-One output per input, same file name and format, in OUTDIR. Inputs are never overwritten;
+One output per input, same file name and format, in OUTDIR (files found in a folder keep their
+place below it). Inputs are never overwritten;
 existing outputs only with --overwrite.
 """
 
@@ -20,16 +21,30 @@ from .registry import DEFAULT_MODEL, list_models
 from .tasks import TASKS, task_weights
 
 
-def collect_inputs(paths: list[Path]) -> list[Path]:
-    files = []
+def collect_inputs(paths: list[Path], outdir: Path) -> dict[Path, Path]:
+    """Each input file and the output it is restored to: a file given by name goes into OUTDIR
+    by its name, a file found in a folder keeps its place below that folder (so a/x.png and b/x.png
+    cannot overwrite each other). When OUTDIR lies inside an input folder, the files in OUTDIR are not
+    inputs (a rerun must not restore its own outputs)."""
+    outdir = outdir.resolve()
+    pairs = {}
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
+            root = path.resolve()
+            skip = outdir if outdir != root and outdir.is_relative_to(root) else None
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p)
+                           and not (skip and p.resolve().is_relative_to(skip)))
+            pairs.update((p, outdir / p.relative_to(path)) for p in found)
         elif path.is_file():
-            files.append(path)
+            pairs[path] = outdir / path.name
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
-    return files
+    targets = {}
+    for source, target in pairs.items():
+        if target in targets:
+            raise ValueError(f"{targets[target]} and {source} would both be written to {target}")
+        targets[target] = source
+    return pairs
 
 
 def parse_task(text: str):
@@ -62,7 +77,7 @@ def main(argv=None) -> int:
     from .restorer import UntrainedModelError
 
     try:
-        files = collect_inputs(args.inputs)
+        files = collect_inputs(args.inputs, args.outdir)
         task = parse_task(args.task)
         task_weights(task)  # refuse an unknown task before any work
         restorer = load(args.model, device=args.device, precision=args.precision, compile=args.compile)
@@ -72,11 +87,9 @@ def main(argv=None) -> int:
         parser.exit(2, f"pip-restore: error: {error}. Choose a trained model with --model.\n")
     if not files:
         parser.exit(2, "pip-restore: error: no images found in the inputs\n")
-    args.outdir.mkdir(parents=True, exist_ok=True)
     inputs = {f.resolve() for f in files}
     report, failures = {}, 0
-    for path in tqdm(files, desc="restoring", unit="image", file=sys.stderr, disable=len(files) < 2):
-        target = args.outdir / path.name
+    for path, target in tqdm(files.items(), desc="restoring", unit="image", file=sys.stderr, disable=len(files) < 2):
         if target.resolve() in inputs:
             tqdm.write(f"skipped {path}: its output would overwrite an input", file=sys.stderr)
             failures += 1
@@ -87,6 +100,7 @@ def main(argv=None) -> int:
             continue
         try:
             image = read_image(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
             restored = restorer.restore(image.array, task=task, strength=args.strength, tile=args.tile,
                                         channel_axis=image.channel_axis, ensemble=args.ensemble)
             write_image(target, image, restored)

@@ -48,11 +48,11 @@ def test_restores_a_folder_keeping_names_formats_dtypes_and_inputs(inputs, tmp_p
     readings = [w for v in report.values() for w in (v if isinstance(v, list) else [v])]
     assert all(abs(sum(w.values()) - 1) < 1e-4 for w in readings)
     for source in [p for p in before if p.suffix != ".txt"]:
-        original, restored = read_image(source), read_image(out / source.name)
+        original, restored = read_image(source), read_image(out / source.relative_to(inputs))
         assert restored.array.shape == original.array.shape, source.name
         assert restored.array.dtype == original.array.dtype, source.name
         assert restored.format == original.format
-    assert Image.open(out / "photo.jpg").format == "JPEG"
+    assert Image.open(out / "nested" / "photo.jpg").format == "JPEG"  # a folder's layout is kept
     assert len(tifffile.TiffFile(out / "stack16.tif").pages) == 3  # a multi-page stack stays one
     assert {p: digest(p) for p in before} == before  # no input was touched
 
@@ -78,6 +78,25 @@ def test_never_overwrites_inputs_or_existing_outputs(inputs, tmp_path):
     assert (out / "rgb.png").read_bytes() == b"keep me"
     assert main([str(target), "-o", str(out), "--model", "pip-nafnet-t", "--overwrite"]) == 0
     assert read_image(out / "rgb.png").array.shape == (40, 52, 3)
+
+
+def test_same_names_in_two_folders_and_an_outdir_inside_the_input_folder(tmp_path, capsys):
+    pictures = {"a/x.png": 10, "b/x.png": 200}
+    for name, value in pictures.items():
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((24, 24, 3), value, np.uint8)).save(tmp_path / "in" / name)
+    out = tmp_path / "in" / "restored"
+    args = [str(tmp_path / "in"), "-o", str(out), "--model", "pip-nafnet-t", "--task", "denoise"]
+    assert main(args) == 0
+    for name, value in pictures.items():  # each its own output, not one overwriting the other
+        assert abs(read_image(out / name).array.mean() - value) < 20
+    assert main(args + ["--overwrite"]) == 0  # the outputs inside the input folder are not restored again
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a/x.png", "b/x.png"]
+    clash = [str(tmp_path / "in" / "a"), str(tmp_path / "in" / "b"), "-o", str(tmp_path / "flat"), "--model", "pip-nafnet-t"]
+    with pytest.raises(SystemExit) as exit_:
+        main(clash)
+    assert exit_.value.code == 2 and "would both be written" in capsys.readouterr().err
+    assert not (tmp_path / "flat").exists()
 
 
 def test_a_corrupt_file_is_reported_and_the_others_still_restored(inputs, tmp_path, capsys):
