@@ -186,6 +186,37 @@ def test_sensor_finetune_can_learn_the_prompt_that_restores_best(setup, tmp_path
     assert "restores best" in (tmp_path / "pip-nafnet-t.md").read_text()
 
 
+def test_sensor_finetune_can_learn_to_leave_clear_crops_to_the_gentlest_prompt(setup, tmp_path):
+    from pip_filters.training.finetune_sensor import main as finetune
+
+    root, config = setup
+    weights = tmp_path / "pip-nafnet-t.safetensors"
+    shutil.copy(pip_filters.MODELS["pip-nafnet-t"].weights_path, weights)
+    finetune([str(config), "--weights", str(weights), "--data", str(root), "--steps", "2", "--clear-share", "0.5",
+              "--batch", "8", "--calibration-crop", "48", "--calibration-batches", "1"])
+    tune = pip_filters.load(weights=weights, device="cpu").info["sensor_finetune"]
+    clear = tune["clear"]
+    by_prompt = clear["psnr_to_input_by_prompt"]
+    assert clear["label"] == max(by_prompt, key=by_prompt.get) and 0 <= clear["held_out_accuracy"] <= 1
+    # The sharpness was picked with the clear crops as a sixth group, and the card says so.
+    assert all(len(scores) == 6 for scores in tune["auto_psnr_by_sharpness"].values())
+    card = (tmp_path / "pip-nafnet-t.md").read_text()
+    assert f"undegraded and labelled {clear['label']}" in card and "lowlight, clear)" in card
+
+
+def test_gentlest_prompt_is_the_one_that_changes_clear_crops_least():
+    from pip_filters.training.finetune_sensor import gentlest_prompt
+
+    class OnlyDeblurSpares(torch.nn.Module):
+        """Returns the input with the deblur prompt (index 3) and darkens it by the prompt's index otherwise."""
+        def forward(self, x, prompt):
+            index = prompt.argmax(1).view(-1, 1, 1, 1).float()
+            return torch.where(index == 3, x, x - 0.01 * (index + 1))
+
+    label, scores = gentlest_prompt(OnlyDeblurSpares(), torch.rand(4, 3, 8, 8) * 0.5 + 0.25)
+    assert label == 3 and scores[3] == max(scores) and scores[0] > scores[1] > scores[2]
+
+
 def test_best_prompt_labels_keep_the_applied_task_unless_another_wins_clearly():
     from pip_filters.training.finetune_sensor import best_prompt_labels
 

@@ -4,6 +4,7 @@ with the denoise prompt, one line per level.
 
     python tools/microscopy_val.py --model pip-nafnet-s2
     python tools/microscopy_val.py --weights runs/X/pip-nafnet-s2.safetensors --model pip-nafnet-s2
+    python tools/microscopy_val.py --model pip-nafnet-s2 --auto   # task="auto" (napari's default) instead
 
 pip-train's ``psnr_microscopy`` draws the noise over the whole training range; this fixes it
 (``degrade.microscope_noise``) at the level fitted to FMD confocal's raw frames
@@ -35,17 +36,19 @@ def main() -> None:
     held_out.add_arguments(parser)
     parser.add_argument("--crops", type=int, default=32, help="held-out crops")
     parser.add_argument("--size", type=int, default=256, help="crop size in pixels")
+    parser.add_argument("--auto", action="store_true", help='the sensor\'s weights (task="auto") instead of denoise')
     args = parser.parse_args()
     restorer, _, data, root = held_out.setup(args)
     _, (val_clean, _), _ = _splits(data, root)
     generator = torch.Generator().manual_seed(3)
     clean = fluorescence_like(ImageBank(val_clean, "cpu").sample(args.crops, args.size, generator), generator)
     denoise = F.one_hot(torch.tensor(TASKS.index("denoise")), len(TASKS)).float()
-    print(f"{args.crops} held-out fluorescence-like crops of {args.size} px, denoise prompt")
+    print(f"{args.crops} held-out fluorescence-like crops of {args.size} px, {'task auto' if args.auto else 'denoise prompt'}")
     for peak in LEVELS:
         level = dict(FMD_CONFOCAL_LEVEL, peak_range=(peak, peak))
         noisy, target = microscope_noise(clean, generator, **level)
-        restored = torch.cat([restorer.model(part, denoise.expand(len(part), -1)) for part in noisy.split(8)])
+        prompt = (lambda part: restorer.model.detect(part)) if args.auto else (lambda part: denoise.expand(len(part), -1))
+        restored = torch.cat([restorer.model(part, prompt(part)) for part in noisy.split(8)])
         print(f"  {peak:g} photons at white: input {crop_psnr(noisy, target).mean():.2f} dB, "
               f"output {crop_psnr(restored, target).mean():.2f} dB")
 

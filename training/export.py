@@ -77,7 +77,7 @@ def _sharpness_text(tune: dict) -> str:
     order = sorted(scores, key=lambda k: (k != "true task", float(k) if k != "true task" else 0.0))
     rows = "; ".join(f"{k}: {', '.join(map(str, scores[k]))}" for k in order)
     return (f" Sensor sharpness (logit scale of task=\"auto\") {tune['sharpness']:g}, the best mean of the"
-            f" PSNR per task on {tune.get('calibration', 'held-out crops')} ({', '.join(TASKS)}) restored with the sensor's weights; by sharpness: {rows}.")
+            f" PSNR per task on {tune.get('calibration', 'held-out crops')} ({', '.join(TASKS + ('clear',) * (len(scores['true task']) > len(TASKS)))}) restored with the sensor's weights; by sharpness: {rows}.")
 
 
 def _init_line(meta: dict) -> str:

@@ -12,6 +12,10 @@ With --labels best the sensor learns, instead of the degradation that was applie
 restores a crop best where it beats the applied one's prompt by more than --margin dB: a crop that
 light haze barely changed is better left to a harmless prompt than to one that darkens it. Those
 labels come from restoring a fixed pool of training crops with every prompt (5 forward passes each).
+
+With --clear-share S that share of each batch is undegraded crops, labelled with the prompt that
+changes clear crops least (picked on training crops): without them the sensor never sees a clear
+image, reads one as the nearest degradation (light haze) and task="auto" dehazes it.
 """
 
 from __future__ import annotations
@@ -39,18 +43,26 @@ from .train import build_data, crop_psnr, sensor_accuracy, task_psnr, validation
 SHARPNESS_GRID = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
-def calibrate_sharpness(model, batches) -> tuple[float, dict]:
+def calibrate_sharpness(model, batches, clear: tuple[torch.Tensor, int] | None = None) -> tuple[float, dict]:
     """The sensor's logit scale that restores the held-out images best in task="auto" (mean PSNR over
     tasks, each task weighing the same); the smallest scale wins a tie. Sets it on the sensor and
-    returns it with every score."""
+    returns it with every score. ``clear`` (undegraded crops, the label they were trained under)
+    adds a sixth group scored against the crops themselves: what auto does to a clear image."""
     model.eval()
     sensor = model.sensor
-    scores = {"true task": task_psnr(model, batches, lambda d, ids: F.one_hot(ids, len(TASKS)).float())}
+
+    @torch.no_grad()
+    def on_clear(weights):
+        return [round(float(crop_psnr(model(clear[0], weights), clear[0]).mean()), 3)] if clear else []
+
+    scores = {"true task": task_psnr(model, batches, lambda d, ids: F.one_hot(ids, len(TASKS)).float())
+              + on_clear(F.one_hot(torch.full((len(clear[0]),), clear[1]), len(TASKS)).float() if clear else None)}
     for sharpness in SHARPNESS_GRID:
         sensor.sharpness.fill_(sharpness)  # score exactly the weights task="auto" computes
-        scores[sharpness] = task_psnr(model, batches, lambda d, ids: sensor.task_weights(d))
+        scores[sharpness] = (task_psnr(model, batches, lambda d, ids: sensor.task_weights(d))
+                             + on_clear(sensor.task_weights(clear[0]) if clear else None))
         print(f"sharpness {sharpness:g}: auto PSNR {scores[sharpness]} (true task {scores['true task']})", flush=True)
-    best = max(SHARPNESS_GRID, key=lambda s: (round(sum(scores[s]) / len(TASKS), 3), -s))
+    best = max(SHARPNESS_GRID, key=lambda s: (round(sum(scores[s]) / len(scores[s]), 3), -s))
     sensor.sharpness.fill_(best)
     return best, scores
 
@@ -79,6 +91,23 @@ def _relabelled(model, batches, margin: float) -> list:
     return [(d, c, best_prompt_labels(model, d, c, ids, margin)) for d, c, ids in batches]
 
 
+@torch.no_grad()
+def gentlest_prompt(model, clear: torch.Tensor) -> tuple[int, list[float]]:
+    """The task whose prompt changes clear crops least: the best mean PSNR of the output to its input."""
+    model.eval()
+    scores = []
+    for t in range(len(TASKS)):
+        prompt = F.one_hot(torch.full((len(clear),), t, dtype=torch.long), len(TASKS)).float()
+        scores.append(round(float(crop_psnr(model(clear, prompt), clear).mean()), 2))
+    return max(range(len(TASKS)), key=scores.__getitem__), scores
+
+
+def _with_clear(degraded, clean, ids, share: float, label: int, generator: torch.Generator):
+    """The batch with about ``share`` of its crops replaced by their undegraded originals under ``label``."""
+    swap = torch.rand(len(ids), generator=generator) < share
+    return torch.where(swap.view(-1, 1, 1, 1), clean, degraded), torch.where(swap, label, ids)
+
+
 def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A random horizontal and vertical flip of the whole batch (the labels do not change)."""
     dims = [d for d, coin in zip((2, 3), torch.rand(2, generator=generator)) if coin < 0.5]
@@ -105,8 +134,13 @@ def main(argv=None):
                         help="what the sensor learns: the applied degradation, or the prompt that restores best")
     parser.add_argument("--pool", type=int, default=1600, help="training crops labelled for --labels best")
     parser.add_argument("--margin", type=float, default=0.5, help="dB another prompt must win by to be the label")
+    parser.add_argument("--clear-share", type=float, default=0.0,
+                        help="share of each training batch given as undegraded crops under the prompt that changes"
+                             " clear crops least, so task=auto leaves a clear image alone (0: none)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.clear_share and args.labels == "best":
+        parser.error("--clear-share goes with --labels task (--labels best relabels its own pool)")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.time()
@@ -143,6 +177,12 @@ def main(argv=None):
               f" {int((pool[1] != applied).sum())} of them and {val_changed} of {len(val_applied)} validation"
               f" crops take another prompt than their degradation's", flush=True)
     generator = torch.Generator().manual_seed(778)
+    clear_label, clear_scores, val_clear = None, None, []
+    if args.clear_share > 0:
+        clear_label, clear_scores = gentlest_prompt(model, torch.cat([batcher.next(40)[1] for _ in range(2)]))
+        # Held-out clear crops (the originals of the validation crops) count in picking the best sensor.
+        val_clear = [(c, c, torch.full((len(c),), clear_label)) for _, c, _ in val_batches[:1]]
+        print(f"clear crops labelled {TASKS[clear_label]}: PSNR to the input per prompt {clear_scores}", flush=True)
     # The hand-made terms start at zero in weights saved before they existed; Adam moves a weight
     # by about lr per step, so they get a larger rate to reach their scale within a short fine-tune.
     terms = ("colour.weight", "noise.weight")
@@ -151,14 +191,16 @@ def main(argv=None):
     optimizer = torch.optim.AdamW([{"params": rest, "lr_scale": 1.0},
                                    {"params": term_weights, "lr_scale": args.term_lr_scale, "weight_decay": 0.0}],
                                   lr=args.lr, weight_decay=1e-4)
-    best = before = sensor_accuracy(sensor.eval(), val_batches)
+    best = before = sensor_accuracy(sensor.eval(), val_batches + val_clear)
     best_state = {k: v.clone() for k, v in sensor.state_dict().items()}
     print(f"validation accuracy before: {before:.4f}", flush=True)
     for step in range(1, args.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = group["lr_scale"] * args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         if pool is None:
-            degraded, _, ids = batcher.next(args.batch)
+            degraded, clean, ids = batcher.next(args.batch)
+            if clear_label is not None:
+                degraded, ids = _with_clear(degraded, clean, ids, args.clear_share, clear_label, generator)
         else:
             pick = torch.randint(len(pool[1]), (args.batch,), generator=generator)
             degraded, ids = _flip(pool[0][pick], generator), pool[1][pick]
@@ -167,16 +209,18 @@ def main(argv=None):
         loss.backward()
         optimizer.step()
         if step % 100 == 0 or step == args.steps:
-            acc = sensor_accuracy(sensor.eval(), val_batches)
+            acc = sensor_accuracy(sensor.eval(), val_batches + val_clear)
             if acc > best:
                 best, best_state = acc, {k: v.clone() for k, v in sensor.state_dict().items()}
             print(f"step {step} loss {loss.item():.4f} val accuracy {acc:.4f} (best {best:.4f})", flush=True)
     sensor.load_state_dict(best_state)
     # Recorded against the degradation applied, whatever the labels (the same batches when --labels task).
-    applied_accuracy = best if pool is None else sensor_accuracy(sensor.eval(), val_applied_batches)
+    applied_accuracy = best if pool is None and not val_clear else \
+        sensor_accuracy(sensor.eval(), val_batches if pool is None else val_applied_batches)
     calibration = validation_batches(cfg["data"], Path(root), torch.device("cpu"), crop=args.calibration_crop,
                                      count=args.calibration_batches)
-    sharpness, scores = calibrate_sharpness(model, calibration)
+    sharpness, scores = calibrate_sharpness(model, calibration,
+                                            None if clear_label is None else (calibration[0][1], clear_label))
     meta = header["metadata"]
     minutes = round((time.time() - started) / 60, 2)
     command = shlex.join(["pip-finetune-sensor"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])])
@@ -186,14 +230,25 @@ def main(argv=None):
     meta.setdefault("validation_synthetic", {})["sensor_accuracy"] = round(applied_accuracy, 4)
     labels = "the degradation applied" if pool is None else \
         f"the prompt that restores best by more than {args.margin} dB (a pool of {len(pool[1])} training crops)"
+    if clear_label is not None:
+        labels += (f", with {args.clear_share:g} of each batch (and {sum(len(i) for *_, i in val_clear)} held-out"
+                   f" crops in validation) undegraded and labelled {TASKS[clear_label]}, the prompt that changes"
+                   f" clear training crops least (PSNR to the input per prompt: {', '.join(map(str, clear_scores))})")
     meta["sensor_finetune"] = {"steps": args.steps, "labels": labels, "batch": args.batch, "lr": args.lr,
                                "term_lr_scale": args.term_lr_scale,
                                "val_accuracy_before": round(before, 4), "val_accuracy_after": round(best, 4),
                                "sharpness": sharpness, "calibration": f"{40 * args.calibration_batches} held-out"
-                               f" {args.calibration_crop} px crops, every task equally often",
+                               f" {args.calibration_crop} px crops, every task equally often"
+                               + ("" if clear_label is None else ", and the 40 undegraded originals of the first 40 as"
+                                  " a sixth group, scored against themselves"),
                                "auto_psnr_by_sharpness": {str(k): v for k, v in scores.items()}}
     if sensor_from:
         meta["sensor_finetune"]["sensor_from"] = sensor_from
+    if clear_label is not None:
+        meta["sensor_finetune"]["clear"] = {
+            "share": args.clear_share, "label": TASKS[clear_label],
+            "psnr_to_input_by_prompt": dict(zip(TASKS, clear_scores)),
+            "held_out_accuracy": round(sensor_accuracy(sensor.eval(), val_clear), 4)}
     out = write_release(args.weights.parent if args.weights else WEIGHTS_DIR, spec, model.state_dict(), header["config"], meta)
     print(f"sensor accuracy {before:.4f} -> {best:.4f} against {labels}, {applied_accuracy:.4f} against the degradation"
           f" applied; sharpness {sharpness:g}; wrote {out}")
