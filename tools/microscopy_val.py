@@ -43,11 +43,11 @@ def main() -> None:
     generator = torch.Generator().manual_seed(3)
     clean = fluorescence_like(ImageBank(val_clean, "cpu").sample(args.crops, args.size, generator), generator)
     denoise = F.one_hot(torch.tensor(TASKS.index("denoise")), len(TASKS)).float()
+    prompt = restorer.model.detect if args.auto else (lambda part: denoise.expand(len(part), -1))
     print(f"{args.crops} held-out fluorescence-like crops of {args.size} px, {'task auto' if args.auto else 'denoise prompt'}")
     for peak in LEVELS:
         level = dict(FMD_CONFOCAL_LEVEL, peak_range=(peak, peak))
         noisy, target = microscope_noise(clean, generator, **level)
-        prompt = (lambda part: restorer.model.detect(part)) if args.auto else (lambda part: denoise.expand(len(part), -1))
         restored = torch.cat([restorer.model(part, prompt(part)) for part in noisy.split(8)])
         print(f"  {peak:g} photons at white: input {crop_psnr(noisy, target).mean():.2f} dB, "
               f"output {crop_psnr(restored, target).mean():.2f} dB")

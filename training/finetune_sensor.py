@@ -50,17 +50,23 @@ def calibrate_sharpness(model, batches, clear: tuple[torch.Tensor, int] | None =
     adds a sixth group scored against the crops themselves: what auto does to a clear image."""
     model.eval()
     sensor = model.sensor
+    true_task = lambda d, ids: F.one_hot(ids, len(TASKS)).float()  # noqa: E731
+    auto = lambda d, ids: sensor.task_weights(d)  # noqa: E731
 
     @torch.no_grad()
-    def on_clear(weights):
-        return [round(float(crop_psnr(model(clear[0], weights), clear[0]).mean()), 3)] if clear else []
+    def scored(weights_of) -> list[float]:
+        """task_psnr's scores, then the clear crops' PSNR to themselves when there are clear crops."""
+        scores = task_psnr(model, batches, weights_of)
+        if clear is None:
+            return scores
+        crops, label = clear
+        restored = model(crops, weights_of(crops, torch.full((len(crops),), label)))
+        return scores + [round(float(crop_psnr(restored, crops).mean()), 3)]
 
-    scores = {"true task": task_psnr(model, batches, lambda d, ids: F.one_hot(ids, len(TASKS)).float())
-              + on_clear(F.one_hot(torch.full((len(clear[0]),), clear[1]), len(TASKS)).float() if clear else None)}
+    scores = {"true task": scored(true_task)}
     for sharpness in SHARPNESS_GRID:
         sensor.sharpness.fill_(sharpness)  # score exactly the weights task="auto" computes
-        scores[sharpness] = (task_psnr(model, batches, lambda d, ids: sensor.task_weights(d))
-                             + on_clear(sensor.task_weights(clear[0]) if clear else None))
+        scores[sharpness] = scored(auto)
         print(f"sharpness {sharpness:g}: auto PSNR {scores[sharpness]} (true task {scores['true task']})", flush=True)
     best = max(SHARPNESS_GRID, key=lambda s: (round(sum(scores[s]) / len(scores[s]), 3), -s))
     sensor.sharpness.fill_(best)
@@ -68,19 +74,24 @@ def calibrate_sharpness(model, batches, clear: tuple[torch.Tensor, int] | None =
 
 
 @torch.no_grad()
-def best_prompt_labels(model, degraded, clean, ids, margin: float, chunk: int = 40) -> torch.Tensor:
-    """Per crop, the task whose prompt restores it best if that beats the applied task's prompt by
-    more than ``margin`` dB, else the applied task (so near-ties keep their true label)."""
+def psnr_by_prompt(model, degraded, clean, chunk: int = 40) -> torch.Tensor:
+    """PSNR (N x 5) of each crop restored with each task's one-hot prompt, ``chunk`` crops a pass."""
     model.eval()
     psnr = []
-    for start in range(0, len(ids), chunk):
+    for start in range(0, len(degraded), chunk):
         d, c = degraded[start:start + chunk], clean[start:start + chunk]
         rows = []
         for t in range(len(TASKS)):
             prompt = F.one_hot(torch.full((len(d),), t, dtype=torch.long), len(TASKS)).float()
             rows.append(crop_psnr(model(d, prompt), c))
         psnr.append(torch.stack(rows, 1))
-    psnr = torch.cat(psnr)
+    return torch.cat(psnr)
+
+
+def best_prompt_labels(model, degraded, clean, ids, margin: float, chunk: int = 40) -> torch.Tensor:
+    """Per crop, the task whose prompt restores it best if that beats the applied task's prompt by
+    more than ``margin`` dB, else the applied task (so near-ties keep their true label)."""
+    psnr = psnr_by_prompt(model, degraded, clean, chunk)
     best_psnr, best = psnr.max(1)
     own = psnr.gather(1, ids.view(-1, 1)).view(-1)
     return torch.where(best_psnr - own > margin, best, ids)
@@ -91,14 +102,9 @@ def _relabelled(model, batches, margin: float) -> list:
     return [(d, c, best_prompt_labels(model, d, c, ids, margin)) for d, c, ids in batches]
 
 
-@torch.no_grad()
 def gentlest_prompt(model, clear: torch.Tensor) -> tuple[int, list[float]]:
     """The task whose prompt changes clear crops least: the best mean PSNR of the output to its input."""
-    model.eval()
-    scores = []
-    for t in range(len(TASKS)):
-        prompt = F.one_hot(torch.full((len(clear),), t, dtype=torch.long), len(TASKS)).float()
-        scores.append(round(float(crop_psnr(model(clear, prompt), clear).mean()), 2))
+    scores = [round(float(v), 2) for v in psnr_by_prompt(model, clear, clear).mean(0)]
     return max(range(len(TASKS)), key=scores.__getitem__), scores
 
 
