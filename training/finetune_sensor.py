@@ -169,10 +169,10 @@ def main(argv=None):
     sensor = model.sensor.train()
     root = args.data or (args.config.parent / cfg["data"]["root"])
     batcher, val_batches, _ = build_data(cfg["data"], Path(root), torch.device("cpu"), seed=777, rank=0)
+    val_applied_batches = val_batches  # labelled with the degradation applied, whatever the training labels
     pool = None
     if args.labels == "best":
         labelling = time.time()
-        val_applied_batches = val_batches
         val_applied = torch.cat([ids for _, _, ids in val_batches])
         val_batches = _relabelled(model, val_batches, args.margin)
         val_changed = int((torch.cat([ids for _, _, ids in val_batches]) != val_applied).sum())
@@ -220,9 +220,7 @@ def main(argv=None):
                 best, best_state = acc, {k: v.clone() for k, v in sensor.state_dict().items()}
             print(f"step {step} loss {loss.item():.4f} val accuracy {acc:.4f} (best {best:.4f})", flush=True)
     sensor.load_state_dict(best_state)
-    # Recorded against the degradation applied, whatever the labels (the same batches when --labels task).
-    applied_accuracy = best if pool is None and not val_clear else \
-        sensor_accuracy(sensor.eval(), val_batches if pool is None else val_applied_batches)
+    applied_accuracy = sensor_accuracy(sensor.eval(), val_applied_batches)
     calibration = validation_batches(cfg["data"], Path(root), torch.device("cpu"), crop=args.calibration_crop,
                                      count=args.calibration_batches)
     sharpness, scores = calibrate_sharpness(model, calibration,
