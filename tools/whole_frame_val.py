@@ -58,11 +58,13 @@ def main() -> None:
                for stem in trained_stems or []] if args.trained_pairs else []
     print(f"{args.images} whole held-out images of train/ per task, {'task auto' if args.auto else 'true task'}:"
           " input -> output dB")
+    outputs = []
     for task, rows in scores.items():
         before, after = np.mean(rows, axis=0)
+        outputs.append(after)
         print(f"  {task}: {before:.2f} -> {after:.2f}")
     # three places: runs are kept or dropped on gains of a few hundredths of a dB in this mean
-    print(f"  mean of the five: {np.mean([np.mean(rows, axis=0)[1] for rows in scores.values()]):.3f}")
+    print(f"  mean of the five: {np.mean(outputs):.3f}")
     if real:
         each = ", ".join(f"{stem} {r[1]:.2f} [best gain {r[3]:.2f}]" for stem, r in zip(stems, real))
         _print_pairs("held-out LOL train pairs", real, f" ({each})")
